@@ -43,9 +43,13 @@ RealFft::~RealFft() {
     fftwf_free(reinterpret_cast<fftwf_complex*>(spectrum_));
 }
 
-void RealFft::forward() { fftwf_execute(forward_plan_); }
+void RealFft::forward() {
+    fftwf_execute(forward_plan_);
+}
 
 // c2r destroys its input; callers treat spectrum() as scratch after inverse().
-void RealFft::inverse() { fftwf_execute(inverse_plan_); }
+void RealFft::inverse() {
+    fftwf_execute(inverse_plan_);
+}
 
 }  // namespace stemsphere

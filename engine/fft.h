@@ -9,7 +9,7 @@ typedef struct fftwf_plan_s* fftwf_plan;
 namespace stemsphere {
 
 class RealFft {
-public:
+  public:
     explicit RealFft(size_t size);
     ~RealFft();
     RealFft(const RealFft&) = delete;
@@ -26,7 +26,7 @@ public:
     void forward();
     void inverse();
 
-private:
+  private:
     size_t size_;
     float* time_ = nullptr;
     std::complex<float>* spectrum_ = nullptr;

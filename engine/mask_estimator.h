@@ -27,7 +27,7 @@ struct StftFormat {
 };
 
 class MaskEstimator {
-public:
+  public:
     virtual ~MaskEstimator() = default;
 
     // Frames of look-ahead: the masks returned by estimate() belong to the frame pushed that many

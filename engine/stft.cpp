@@ -13,7 +13,8 @@ Stft::Stft(size_t fft_size, size_t hop)
     const double ola_gain = static_cast<double>(fft_size) / (2.0 * static_cast<double>(hop));
     const double n = static_cast<double>(fft_size);
     for (size_t i = 0; i < fft_size; ++i) {
-        const double hann = 0.5 - 0.5 * std::cos(2.0 * std::numbers::pi * static_cast<double>(i) / n);
+        const double hann =
+            0.5 - 0.5 * std::cos(2.0 * std::numbers::pi * static_cast<double>(i) / n);
         const double w = std::sqrt(hann);
         analysis_[i] = static_cast<float>(w);
         synthesis_[i] = static_cast<float>(w / (ola_gain * n));

@@ -14,7 +14,7 @@
 namespace stemsphere {
 
 class Stft {
-public:
+  public:
     // fft_size even, hop divides fft_size / 2.
     Stft(size_t fft_size, size_t hop);
 
@@ -31,7 +31,7 @@ public:
     // The analysis window (length fft_size()), e.g. for feature extractors that must match it.
     const std::vector<float>& analysis_window() const { return analysis_; }
 
-private:
+  private:
     RealFft fft_;
     size_t hop_;
     std::vector<float> analysis_;

@@ -1,0 +1,113 @@
+#include "engine/processor.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/denormals.h"
+#include "engine/dsp_mask_estimator.h"
+
+namespace stemsphere {
+
+namespace {
+// NaN/Inf are replaced by silence and absurd levels clipped so that neither can poison the
+// filter and median state: the output is finite again as soon as the input is.
+inline float sanitize(float x) {
+    constexpr float kLimit = 1000.0f;  // +60 dBFS
+    if (!std::isfinite(x)) return 0.0f;
+    return std::clamp(x, -kLimit, kLimit);
+}
+
+float db_to_gain(float db) {
+    return db <= -90.0f ? 0.0f : std::pow(10.0f, db / 20.0f);
+}
+}  // namespace
+
+Processor::Processor(double sample_rate, std::unique_ptr<MaskEstimator> estimator)
+    : engine_(stft_format_for_rate(sample_rate), std::move(estimator)), hop_(engine_.hop()) {
+    in_hop_[0].assign(hop_, 0.0f);
+    in_hop_[1].assign(hop_, 0.0f);
+    engine_out_.assign(kHopChannels * hop_, 0.0f);
+    out_hop_.assign(kOutputChannels * hop_, 0.0f);
+    gain_state_.fill(1.0f);
+    smoothing_coeff_ = static_cast<float>(1.0 - std::exp(-1.0 / (0.010 * sample_rate)));
+}
+
+std::unique_ptr<Processor> Processor::with_dsp_backend(double sample_rate) {
+    return std::make_unique<Processor>(
+        sample_rate, std::make_unique<DspMaskEstimator>(stft_format_for_rate(sample_rate)));
+}
+
+void Processor::reset() {
+    engine_.reset();
+    fill_ = 0;
+    std::fill(out_hop_.begin(), out_hop_.end(), 0.0f);
+    for (size_t s = 0; s < kStemCount; ++s) {
+        const StemControls& c = controls_.stems[s];
+        gain_state_[s] = c.mute ? 0.0f : db_to_gain(c.gain_db);
+    }
+    enable_state_ = controls_.enabled ? 1.0f : 0.0f;
+}
+
+void Processor::process(const float* in_l, const float* in_r, float* const* out, size_t n) {
+    ScopedFlushDenormals flush;
+    size_t done = 0;
+    while (done < n) {
+        const size_t m = std::min(n - done, hop_ - fill_);
+        // Read the input chunk before writing outputs: hosts may run in place.
+        for (size_t i = 0; i < m; ++i) {
+            in_hop_[0][fill_ + i] = sanitize(in_l[done + i]);
+            in_hop_[1][fill_ + i] = sanitize(in_r[done + i]);
+        }
+        for (size_t ch = 0; ch < kOutputChannels; ++ch) {
+            if (out[ch] == nullptr) continue;
+            const float* src = out_hop_.data() + ch * hop_ + fill_;
+            std::copy(src, src + m, out[ch] + done);
+        }
+        fill_ += m;
+        done += m;
+        if (fill_ == hop_) {
+            run_hop();
+            fill_ = 0;
+        }
+    }
+}
+
+void Processor::run_hop() {
+    float* eng[kHopChannels];
+    for (size_t ch = 0; ch < kHopChannels; ++ch) eng[ch] = engine_out_.data() + ch * hop_;
+    engine_.process_hop(in_hop_[0].data(), in_hop_[1].data(), eng);
+
+    bool any_solo = false;
+    for (const auto& s : controls_.stems) any_solo = any_solo || s.solo;
+    std::array<float, kStemCount> target{};
+    for (size_t s = 0; s < kStemCount; ++s) {
+        const StemControls& c = controls_.stems[s];
+        const bool audible = !c.mute && (!any_solo || c.solo);
+        target[s] = audible ? db_to_gain(c.gain_db) : 0.0f;
+    }
+    const float enable_target = controls_.enabled ? 1.0f : 0.0f;
+    const float k = smoothing_coeff_;
+
+    float* main_l = out_hop_.data();
+    float* main_r = out_hop_.data() + hop_;
+    for (size_t i = 0; i < hop_; ++i) {
+        enable_state_ += k * (enable_target - enable_state_);
+        float mix_l = 0.0f;
+        float mix_r = 0.0f;
+        for (size_t s = 0; s < kStemCount; ++s) {
+            gain_state_[s] += k * (target[s] - gain_state_[s]);
+            const float l = eng[kDryChannels + 2 * s][i];
+            const float r = eng[kDryChannels + 2 * s + 1][i];
+            mix_l += gain_state_[s] * l;
+            mix_r += gain_state_[s] * r;
+            // Stem outputs stay at unity for routing; they fade out when bypassed.
+            out_hop_[(2 + 2 * s) * hop_ + i] = enable_state_ * l;
+            out_hop_[(3 + 2 * s) * hop_ + i] = enable_state_ * r;
+        }
+        const float dry = 1.0f - enable_state_;
+        main_l[i] = enable_state_ * mix_l + dry * eng[0][i];
+        main_r[i] = enable_state_ * mix_r + dry * eng[1][i];
+    }
+}
+
+}  // namespace stemsphere
