@@ -14,10 +14,22 @@ size_t odd_taps(double count) {
     return n | 1u;
 }
 
-float median_of(float* values, size_t n) {
-    float* mid = values + n / 2;
-    std::nth_element(values, mid, values + n);
-    return *mid;
+// In a sorted array of n values that contains `leaving`, replace it by `entering` and keep the
+// array sorted: one linear scan and a shift, O(n), no allocation.
+void replace_sorted(float* sorted, size_t n, float leaving, float entering) {
+    size_t i = 0;
+    while (i < n && sorted[i] != leaving) ++i;
+    assert(i < n && "sorted window out of step with its ring");
+    if (i == n) return;
+    while (i + 1 < n && sorted[i + 1] < entering) {
+        sorted[i] = sorted[i + 1];
+        ++i;
+    }
+    while (i > 0 && sorted[i - 1] > entering) {
+        sorted[i] = sorted[i - 1];
+        --i;
+    }
+    sorted[i] = entering;
 }
 
 // Second-order smooth step: 1 below corner, 0 far above (a Butterworth-like magnitude squared).
@@ -26,19 +38,22 @@ double low_shelf(double hz, double corner) {
 }
 }  // namespace
 
-DspMaskEstimator::DspMaskEstimator(const StftFormat& format) : format_(format) {
+DspMaskEstimator::DspMaskEstimator(const StftFormat& format, const DspTuning& tuning)
+    : format_(format), tuning_(tuning) {
     const double hop_s = static_cast<double>(format.hop) / format.sample_rate;
     const double bin_hz = format.sample_rate / static_cast<double>(format.fft_size);
     // ~110 ms of past frames: long enough to hold a sustained note against a hit, short
     // enough to follow chord changes. ~400 Hz across for the percussive median.
-    time_taps_ = odd_taps(0.11 / hop_s);
-    freq_taps_ = odd_taps(400.0 / bin_hz);
+    time_taps_ = odd_taps(tuning.harmonic_seconds / hop_s);
+    freq_taps_ = odd_taps(tuning.percussive_hz / bin_hz);
     const size_t bins = format.bins();
     history_.assign(time_taps_ * bins, 0.0f);
+    sorted_history_.assign(time_taps_ * bins, 0.0f);
     magnitude_.assign(bins, 0.0f);
+    padded_.assign(bins + freq_taps_ - 1, 0.0f);
+    window_.assign(freq_taps_, 0.0f);
     low_prior_.resize(bins);
     voice_prior_.resize(bins);
-    scratch_.resize(std::max(time_taps_, freq_taps_));
     for (size_t k = 0; k < bins; ++k) {
         const double hz = format.bin_hz(k);
         low_prior_[k] = static_cast<float>(low_shelf(hz, 180.0));
@@ -48,34 +63,42 @@ DspMaskEstimator::DspMaskEstimator(const StftFormat& format) : format_(format) {
 
 void DspMaskEstimator::reset() {
     std::fill(history_.begin(), history_.end(), 0.0f);
+    std::fill(sorted_history_.begin(), sorted_history_.end(), 0.0f);
     history_pos_ = 0;
 }
 
 void DspMaskEstimator::estimate(const std::complex<float>* left, const std::complex<float>* right,
                                 float* masks) {
     const size_t bins = format_.bins();
+    const size_t taps = time_taps_;
     float* hist = history_.data() + history_pos_ * bins;
     for (size_t k = 0; k < bins; ++k) {
         const float m = 0.5f * (std::abs(left[k]) + std::abs(right[k]));
         magnitude_[k] = m;
+        replace_sorted(sorted_history_.data() + k * taps, taps, hist[k], m);
         hist[k] = m;
     }
-    history_pos_ = (history_pos_ + 1) % time_taps_;
+    history_pos_ = (history_pos_ + 1) % taps;
 
+    // Mirror the spectrum at DC and Nyquist so every bin sees a full frequency window.
     const size_t half = freq_taps_ / 2;
+    std::copy(magnitude_.begin(), magnitude_.end(), padded_.begin() + half);
+    for (size_t j = 1; j <= half; ++j) {
+        padded_[half - j] = magnitude_[std::min(j, bins - 1)];
+        padded_[half + bins - 1 + j] = magnitude_[bins - 1 - std::min(j, bins - 1)];
+    }
+    std::copy(padded_.begin(), padded_.begin() + freq_taps_, window_.begin());
+    std::sort(window_.begin(), window_.end());
+
     constexpr float kTiny = 1e-20f;
     for (size_t k = 0; k < bins; ++k) {
-        for (size_t t = 0; t < time_taps_; ++t) scratch_[t] = history_[t * bins + k];
-        const float harmonic = median_of(scratch_.data(), time_taps_);
+        if (k > 0)
+            replace_sorted(window_.data(), freq_taps_, padded_[k - 1], padded_[k - 1 + freq_taps_]);
+        const float harmonic = sorted_history_[k * taps + taps / 2];
+        const float percussive = window_[half];
 
-        // Frequency median; the edges use the available neighbours only.
-        const size_t lo = k >= half ? k - half : 0;
-        const size_t hi = std::min(bins, k + half + 1);
-        for (size_t j = lo; j < hi; ++j) scratch_[j - lo] = magnitude_[j];
-        const float percussive = median_of(scratch_.data(), hi - lo);
-
-        const float h2 = harmonic * harmonic;
-        const float p2 = percussive * percussive;
+        const float h2 = std::pow(harmonic, tuning_.hp_power);
+        const float p2 = std::pow(percussive, tuning_.hp_power);
         const float denom = h2 + p2;
         const float h_share = denom > kTiny ? h2 / denom : 1.0f;
         const float p_share = 1.0f - h_share;
@@ -85,7 +108,7 @@ void DspMaskEstimator::estimate(const std::complex<float>* left, const std::comp
         const float sum = std::norm(left[k] + right[k]);
         const float coherence = lr > kTiny ? sum / (2.0f * lr) : 1.0f;  // in [0, 1]
         const float centre = std::clamp(2.0f * coherence - 1.0f, 0.0f, 1.0f);
-        const float centre_weight = centre * centre;
+        const float centre_weight = std::pow(centre, tuning_.centre_power);
 
         const float low = low_prior_[k];
         const float vocal = h_share * (1.0f - low) * voice_prior_[k] * centre_weight;

@@ -14,9 +14,21 @@
 
 namespace stemsphere {
 
+// Constants of the method in one place; defaults were tuned on synthetic songs and checked on
+// the evaluation clips (bench/quality).
+struct DspTuning {
+    double harmonic_seconds = 0.11;  // causal time median span (past frames only)
+    double percussive_hz = 400.0;    // frequency median span
+    double bass_corner_hz = 180.0;   // harmonic energy below this is bass
+    double voice_low_hz = 160.0;     // vocal band
+    double voice_high_hz = 8000.0;
+    float centre_power = 2.0f;  // sharpness of the centre-panning weight
+    float hp_power = 2.0f;      // Wiener-like exponent of the harmonic/percussive split
+};
+
 class DspMaskEstimator final : public MaskEstimator {
   public:
-    explicit DspMaskEstimator(const StftFormat& format);
+    explicit DspMaskEstimator(const StftFormat& format, const DspTuning& tuning = {});
 
     size_t lookahead_frames() const override { return 0; }
     void estimate(const std::complex<float>* left, const std::complex<float>* right,
@@ -25,14 +37,19 @@ class DspMaskEstimator final : public MaskEstimator {
 
   private:
     StftFormat format_;
+    DspTuning tuning_;
     size_t time_taps_;            // frames in the causal harmonic (time) median
     size_t freq_taps_;            // bins in the percussive (frequency) median, odd
     std::vector<float> history_;  // time_taps_ × bins magnitudes, ring
     size_t history_pos_ = 0;
+    // Per bin, the same time_taps_ values kept sorted: the running median costs O(taps) per
+    // frame instead of a selection over the whole window.
+    std::vector<float> sorted_history_;
     std::vector<float> magnitude_;
+    std::vector<float> padded_;       // magnitudes mirrored at both ends for the frequency median
     std::vector<float> low_prior_;    // per bin: bass band share
     std::vector<float> voice_prior_;  // per bin: vocal band weight
-    std::vector<float> scratch_;      // median work area (max of the two tap counts)
+    std::vector<float> window_;       // sorted sliding frequency window, freq_taps_
 };
 
 }  // namespace stemsphere
