@@ -6,17 +6,12 @@
 namespace stemsphere {
 
 StftFormat stft_format_for_rate(double sample_rate) {
+    // The largest power-of-two window that keeps the total latency (one window) under 23.5 ms:
+    // 1024 at 44.1/48 kHz, 512 at 22.05-32 kHz, 2048 at 88.2/96 kHz, 4096 at 176.4/192 kHz.
     StftFormat f;
     f.sample_rate = sample_rate;
-    if (sample_rate < 32000.0) {
-        f.fft_size = 512;
-    } else if (sample_rate < 64000.0) {
-        f.fft_size = 1024;
-    } else if (sample_rate < 128000.0) {
-        f.fft_size = 2048;
-    } else {
-        f.fft_size = 4096;
-    }
+    f.fft_size = 128;
+    while (static_cast<double>(f.fft_size * 2) <= 0.0235 * sample_rate) f.fft_size *= 2;
     f.hop = f.fft_size / 4;
     return f;
 }

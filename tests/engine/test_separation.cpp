@@ -74,7 +74,7 @@ TEST(DspMaskEstimator, MasksAreInUnitRangeAndSumToOne) {
 }
 
 TEST(Processor, LatencyIsUnder25msAndScalesWithRate) {
-    for (double rate : {22050.0, 44100.0, 48000.0, 88200.0, 96000.0, 176400.0, 192000.0}) {
+    for (double rate : {22050.0, 32000.0, 44100.0, 48000.0, 88200.0, 96000.0, 176400.0, 192000.0}) {
         auto p = Processor::with_dsp_backend(rate);
         const double ms = 1000.0 * static_cast<double>(p->latency()) / rate;
         EXPECT_LE(ms, 25.0) << rate;

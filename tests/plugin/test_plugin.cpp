@@ -1,0 +1,296 @@
+// The Stemsphere bundle as a host sees it, through the project's lilv host: features, TTL,
+// reported latency vs measured impulse delay, mixture consistency, real-time safety (heap calls
+// counted inside run()), robustness to NaN/Inf and activate/deactivate, presets, state, bypass.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/host/heap_counter.h"
+#include "tools/lv2host/plugin_host.h"
+
+namespace {
+
+using stemsphere::host::HostOptions;
+using stemsphere::host::PluginHost;
+
+constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+constexpr uint32_t kMaxBlock = 4096;
+const char* const kStems[] = {"vocals", "drums", "bass", "other"};
+
+std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}) {
+    opts.sample_rate = rate;
+    opts.max_block = kMaxBlock;
+    std::string error;
+    auto host = PluginHost::create(STEMSPHERE_BUNDLE_DIR, kUri, opts, &error);
+    EXPECT_NE(host, nullptr) << error;
+    return host;
+}
+
+// Plays a stereo signal through the plugin in blocks of `block`; returns all outputs.
+struct Render {
+    std::vector<std::vector<float>> out;  // audio outputs in port order
+};
+
+Render play(PluginHost& host, const std::vector<float>& l, const std::vector<float>& r,
+            uint32_t block) {
+    Render res;
+    res.out.assign(host.audio_output_count(), std::vector<float>(l.size(), 0.0f));
+    std::vector<float*> outs(host.audio_output_count());
+    for (size_t start = 0; start < l.size(); start += block) {
+        const auto n = static_cast<uint32_t>(std::min<size_t>(block, l.size() - start));
+        const float* in[2] = {l.data() + start, r.data() + start};
+        for (size_t c = 0; c < outs.size(); ++c) outs[c] = res.out[c].data() + start;
+        host.run(in, outs.data(), n);
+    }
+    return res;
+}
+
+std::vector<float> test_music(size_t frames, double rate, unsigned seed, double pan) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> noise(0.0, 1.0);
+    std::vector<float> x(frames);
+    for (size_t i = 0; i < frames; ++i) {
+        const double t = static_cast<double>(i) / rate;
+        double v = 0.25 * std::sin(2 * M_PI * 196.0 * t) + 0.2 * std::sin(2 * M_PI * 49.0 * t);
+        v += pan * 0.2 * std::sin(2 * M_PI * 523.0 * t);
+        v += 0.4 * std::exp(-std::fmod(t, 0.3) * 50.0) * noise(rng);
+        x[i] = static_cast<float>(v);
+    }
+    return x;
+}
+
+double peak_error_db(const std::vector<float>& a, const std::vector<float>& delayed_ref,
+                     size_t latency) {
+    double err = 0.0;
+    for (size_t i = latency; i < a.size(); ++i) {
+        err = std::max(err, std::abs(static_cast<double>(a[i]) -
+                                     static_cast<double>(delayed_ref[i - latency])));
+    }
+    return 20.0 * std::log10(err + 1e-30);
+}
+
+TEST(Plugin, RequiredFeaturesAreProvidedAndTtlVerifies) {
+    auto host = make_host(48000);
+    ASSERT_TRUE(host);
+    EXPECT_TRUE(host->verify());
+    const auto& provided = host->provided_features();
+    for (const auto& f : host->required_features()) {
+        EXPECT_NE(std::find(provided.begin(), provided.end(), f), provided.end()) << f;
+    }
+    EXPECT_EQ(host->required_features(),
+              std::vector<std::string>{"http://lv2plug.in/ns/ext/urid#map"});
+    EXPECT_EQ(host->audio_input_count(), 2u);
+    EXPECT_EQ(host->audio_output_count(), 10u);
+    const std::vector<std::string> outs = {"out_l",   "out_r",  "vocals_l", "vocals_r", "drums_l",
+                                           "drums_r", "bass_l", "bass_r",   "other_l",  "other_r"};
+    EXPECT_EQ(host->audio_output_symbols(), outs);
+    EXPECT_TRUE(host->latency_port_index().has_value());
+}
+
+TEST(Plugin, RunsInAHostThatOffersOnlyUridMap) {
+    HostOptions bare;
+    bare.provide_worker = false;
+    bare.provide_options = false;
+    bare.provide_bounded_block = false;
+    bare.provide_log = false;
+    bare.provide_state_paths = false;
+    auto host = make_host(44100, bare);
+    ASSERT_TRUE(host);
+    host->activate();
+    auto l = test_music(8192, 44100, 1, 0.5);
+    Render r = play(*host, l, l, 333);
+    EXPECT_GT(host->latency(), 0.0f);
+    for (const auto& ch : r.out) {
+        for (float v : ch) ASSERT_TRUE(std::isfinite(v));
+    }
+}
+
+// For every quality mode (scale points of "quality") and every block size a host may use, an
+// impulse comes out exactly `latency` frames later on the main output.
+TEST(Plugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
+    for (double rate : {44100.0, 48000.0}) {
+        auto probe = make_host(rate);
+        ASSERT_TRUE(probe);
+        auto info = probe->control_info("quality");
+        ASSERT_TRUE(info.has_value());
+        ASSERT_FALSE(info->scale_points.empty());
+        for (const auto& [mode, label] : info->scale_points) {
+            float reported_first = -1.0f;
+            for (uint32_t block : {1u, 17u, 63u, 64u, 256u, 1000u, kMaxBlock}) {
+                auto host = make_host(rate);
+                std::string error;
+                ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+                host->activate();
+                const size_t frames = 3 * static_cast<size_t>(rate) / 2;
+                std::vector<float> l(frames, 0.0f);
+                const size_t at = block;  // start of the second block
+                l[at] = 1.0f;
+                Render r = play(*host, l, l, block);
+                const float reported = host->latency();
+                size_t peak = 0;
+                for (size_t i = 0; i < frames; ++i) {
+                    if (std::abs(r.out[0][i]) > std::abs(r.out[0][peak])) peak = i;
+                }
+                EXPECT_EQ(peak - at, static_cast<size_t>(reported))
+                    << label << " rate " << rate << " block " << block;
+                EXPECT_NEAR(r.out[1][peak], 1.0f, 1e-4f);
+                if (reported_first < 0) reported_first = reported;
+                EXPECT_EQ(reported, reported_first) << "latency must not depend on block size";
+                EXPECT_LE(1000.0 * static_cast<double>(reported) / rate, 25.0) << label;
+            }
+        }
+    }
+}
+
+TEST(Plugin, StemsSumToTheDelayedInputAndTheMixEqualsIt) {
+    const double rate = 44100;
+    auto host = make_host(rate);
+    host->activate();
+    auto l = test_music(3 * 44100, rate, 2, 0.9);
+    auto r = test_music(3 * 44100, rate, 3, 0.2);
+    Render out = play(*host, l, r, 512);
+    const auto lat = static_cast<size_t>(host->latency());
+    for (size_t ch = 0; ch < 2; ++ch) {
+        const auto& in = ch == 0 ? l : r;
+        std::vector<float> sum(in.size(), 0.0f);
+        for (size_t s = 0; s < 4; ++s) {
+            for (size_t i = 0; i < in.size(); ++i) sum[i] += out.out[2 + 2 * s + ch][i];
+        }
+        EXPECT_LT(peak_error_db(sum, in, lat), -90.0) << "channel " << ch;
+        EXPECT_LT(peak_error_db(out.out[ch], in, lat), -90.0) << "channel " << ch;
+    }
+}
+
+TEST(Plugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
+    auto host = make_host(48000);
+    host->activate();
+    auto l = test_music(48000, 48000, 4, 0.3);
+    stemsphere::test::HeapCounter counter;
+    std::vector<float*> outs(host->audio_output_count());
+    std::vector<std::vector<float>> bufs(outs.size(), std::vector<float>(kMaxBlock));
+    for (size_t c = 0; c < outs.size(); ++c) outs[c] = bufs[c].data();
+    size_t pos = 0;
+    uint32_t blocks[] = {1, 17, 63, 64, 256, 1000, kMaxBlock};
+    std::string error;
+    for (int i = 0; pos + kMaxBlock < l.size(); ++i) {
+        const uint32_t n = blocks[i % 7];
+        ASSERT_TRUE(host->set_control(std::string(kStems[i % 4]) + "_gain",
+                                      static_cast<float>(-(i % 13)), &error))
+            << error;
+        ASSERT_TRUE(host->set_control(std::string(kStems[i % 4]) + "_mute",
+                                      static_cast<float>(i % 2), &error));
+        ASSERT_TRUE(host->set_control(std::string(kStems[(i + 1) % 4]) + "_solo",
+                                      static_cast<float>(i % 3 == 0), &error));
+        ASSERT_TRUE(host->set_control("enabled", static_cast<float>(i % 5 != 0), &error));
+        const float* in[2] = {l.data() + pos, l.data() + pos};
+        host->run(in, outs.data(), n);
+        pos += n;
+    }
+    EXPECT_EQ(counter.calls_in_run(), 0u);
+    EXPECT_GT(counter.runs(), 0u);
+}
+
+TEST(Plugin, NanAndInfInputCannotPoisonTheOutput) {
+    const double rate = 44100;
+    auto host = make_host(rate);
+    host->activate();
+    auto l = test_music(44100, rate, 5, 0.5);
+    auto r = l;
+    for (size_t i = 10000; i < 10256; ++i) {
+        l[i] = std::numeric_limits<float>::quiet_NaN();
+        r[i] = -std::numeric_limits<float>::infinity();
+    }
+    Render out = play(*host, l, r, 256);
+    for (const auto& ch : out.out) {
+        for (float v : ch) ASSERT_TRUE(std::isfinite(v));
+    }
+    // Once the bad block has left the STFT window, the mix is the delayed input again.
+    const auto lat = static_cast<size_t>(host->latency());
+    for (size_t i = 10256 + 2 * lat; i < l.size(); ++i) {
+        ASSERT_NEAR(out.out[0][i], l[i - lat], 1e-5f) << i;
+    }
+}
+
+TEST(Plugin, ActivateDeactivateCyclesStartFromSilence) {
+    const double rate = 48000;
+    auto l = test_music(20000, rate, 6, 0.4);
+    auto fresh = make_host(rate);
+    fresh->activate();
+    Render ref = play(*fresh, l, l, 100);
+    auto host = make_host(rate);
+    for (int cycle = 0; cycle < 5; ++cycle) {
+        host->activate();
+        Render r = play(*host, l, l, 100);
+        host->deactivate();
+        for (size_t c = 0; c < ref.out.size(); ++c) {
+            ASSERT_EQ(r.out[c], ref.out[c]) << "cycle " << cycle << " output " << c;
+        }
+    }
+}
+
+TEST(Plugin, BypassKeepsTheLatencyAndPassesTheInput) {
+    const double rate = 44100;
+    auto host = make_host(rate);
+    std::string error;
+    ASSERT_TRUE(host->set_control("enabled", 0.0f, &error)) << error;
+    ASSERT_TRUE(host->set_control("vocals_mute", 1.0f, &error)) << error;
+    host->activate();
+    auto l = test_music(30000, rate, 7, 0.6);
+    Render out = play(*host, l, l, 64);
+    const auto lat = static_cast<size_t>(host->latency());
+    EXPECT_LT(peak_error_db(out.out[0], l, lat), -90.0);
+}
+
+TEST(Plugin, KaraokePresetRemovesTheVocalStemFromTheMix) {
+    const double rate = 44100;
+    auto host = make_host(rate);
+    std::string error;
+    const auto labels = host->preset_labels();
+    ASSERT_NE(std::find(labels.begin(), labels.end(), "Karaoke (no vocals)"), labels.end());
+    ASSERT_TRUE(host->apply_preset("Karaoke (no vocals)", &error)) << error;
+    EXPECT_EQ(host->control("vocals_mute"), 1.0f);
+    host->activate();
+    auto l = test_music(30000, rate, 8, 0.5);
+    Render out = play(*host, l, l, 256);
+    const auto lat = static_cast<size_t>(host->latency());
+    for (size_t i = lat; i < l.size(); ++i) {
+        ASSERT_NEAR(out.out[0][i], l[i - lat] - out.out[2][i], 1e-5f) << i;
+    }
+}
+
+TEST(Plugin, StateRoundTripRestoresTheControls) {
+    auto host = make_host(48000);
+    std::string error;
+    ASSERT_TRUE(host->set_control("drums_gain", -6.0f, &error)) << error;
+    ASSERT_TRUE(host->set_control("bass_solo", 1.0f, &error)) << error;
+    const std::string state = host->save_state_string();
+    auto other = make_host(48000);
+    ASSERT_TRUE(other->restore_state_string(state, &error)) << error;
+    EXPECT_EQ(other->control("drums_gain"), -6.0f);
+    EXPECT_EQ(other->control("bass_solo"), 1.0f);
+    host->activate();
+    other->activate();
+    auto l = test_music(10000, 48000, 9, 0.5);
+    Render a = play(*host, l, l, 128);
+    Render b = play(*other, l, l, 128);
+    EXPECT_EQ(a.out, b.out);
+}
+
+TEST(Plugin, WorksAtEveryCommonSampleRate) {
+    for (double rate : {22050.0, 32000.0, 44100.0, 48000.0, 88200.0, 96000.0, 192000.0}) {
+        auto host = make_host(rate);
+        ASSERT_TRUE(host) << rate;
+        host->activate();
+        auto l = test_music(static_cast<size_t>(rate / 2), rate, 10, 0.5);
+        Render out = play(*host, l, l, 512);
+        const auto lat = static_cast<size_t>(host->latency());
+        EXPECT_LE(1000.0 * static_cast<double>(lat) / rate, 25.0) << rate;
+        EXPECT_LT(peak_error_db(out.out[0], l, lat), -90.0) << rate;
+    }
+}
+
+}  // namespace
