@@ -1,0 +1,71 @@
+// The one storage interface of stemsphere-server. SQLite and PostgreSQL implement it with the
+// same schema; everything above it (ledger, accounts) is written once in portable SQL with `?`
+// placeholders (the PostgreSQL back end rewrites them to $1..$n).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace stemsphere::service {
+
+enum class Dialect { kSqlite, kPostgres };
+
+// A bound parameter or a result column: NULL, a 64-bit integer or text.
+using DbValue = std::variant<std::monostate, int64_t, std::string>;
+
+struct DbRow {
+    std::vector<DbValue> columns;
+
+    bool is_null(size_t i) const { return std::holds_alternative<std::monostate>(columns.at(i)); }
+    int64_t integer(size_t i) const;
+    const std::string& text(size_t i) const;
+};
+
+// Raised for every database failure. `transient` marks failures that a retry of the whole
+// transaction may cure (SQLITE_BUSY, PostgreSQL 40001/40P01, lost connection).
+class DbError : public std::runtime_error {
+  public:
+    DbError(const std::string& message, bool transient)
+        : std::runtime_error(message), transient_(transient) {}
+    bool transient() const { return transient_; }
+
+  private:
+    bool transient_;
+};
+
+// A statement executor bound to one open transaction. Never outlives the callback it is given to.
+class DbTx {
+  public:
+    virtual ~DbTx() = default;
+    virtual std::vector<DbRow> query(std::string_view sql, const std::vector<DbValue>& params) = 0;
+    // Returns the number of rows changed.
+    virtual int64_t exec(std::string_view sql, const std::vector<DbValue>& params) = 0;
+    virtual Dialect dialect() const = 0;
+
+    std::vector<DbRow> query(std::string_view sql) { return query(sql, {}); }
+    int64_t exec(std::string_view sql) { return exec(sql, {}); }
+};
+
+class Db {
+  public:
+    virtual ~Db() = default;
+    virtual Dialect dialect() const = 0;
+    // Runs `work` in one serialisable-for-our-purposes write transaction: commits when it returns,
+    // rolls back (and rethrows) when it throws. Transient failures are retried a bounded number
+    // of times, so `work` must only touch the database and its own locals.
+    virtual void write(const std::function<void(DbTx&)>& work) = 0;
+    // Runs `work` on a consistent read snapshot; never blocks writers.
+    virtual void read(const std::function<void(DbTx&)>& work) = 0;
+};
+
+// `sqlite:PATH` (PATH may be `:memory:` for tests) or `postgresql://...`. Runs the schema
+// migrations before returning. Throws DbError with a readable message on a bad URL or database.
+std::unique_ptr<Db> open_database(const std::string& url);
+
+}  // namespace stemsphere::service
