@@ -1,0 +1,62 @@
+#pragma once
+// The neural separation back end: runs a NeuralModel (models/stemsphere_model.py) one STFT frame
+// at a time. Features and masks are defined on bands in Hz, so one model serves every STFT size.
+//
+// Per frame: mid/side band powers -> log -> normalise -> 1x1 layer -> residual stack of causal
+// dilated convolutions (each layer keeps a ring of its own past inputs) -> 4 x B logits ->
+// softmax over stems per band -> bin masks by triangular interpolation. Softmax weights
+// interpolated with non-negative weights summing to 1 keep Σ_stems mask == 1 in every bin.
+//
+// Everything is allocated in the constructor; estimate() only does arithmetic (loops written as
+// axpy over contiguous output rows so the compiler vectorises them without fast-math).
+#include <complex>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/mask_estimator.h"
+#include "engine/neural/neural_model.h"
+
+namespace stemsphere {
+
+class NeuralMaskEstimator final : public MaskEstimator {
+  public:
+    NeuralMaskEstimator(std::shared_ptr<const NeuralModel> model, const StftFormat& format);
+
+    size_t lookahead_frames() const override { return model_->lookahead; }
+    void estimate(const std::complex<float>* left, const std::complex<float>* right,
+                  float* masks) override;
+    void reset() override;
+
+    const NeuralModel& model() const { return *model_; }
+
+  private:
+    void matvec_add(const std::vector<float>& w_t, const float* x, size_t in, float* y) const;
+
+    std::shared_ptr<const NeuralModel> model_;
+    StftFormat format_;
+    size_t bins_;
+    size_t bands_;
+    size_t channels_;
+    // Per bin: lower band index and the upper band's share (partition of unity).
+    std::vector<size_t> bin_band_;
+    std::vector<float> bin_frac_;
+    std::vector<float> band_norm_;  // Σ_k weight(k, b) · window energy
+    // Weights transposed to in-major (in × out) so y += W x runs as axpy over contiguous rows.
+    std::vector<float> in_w_t_;
+    std::vector<std::vector<float>> conv_w_t_;  // per layer: (K · C) × C, tap-major
+    std::vector<std::vector<float>> mix_w_t_;
+    std::vector<float> out_w_t_;
+    // Per layer ring of past layer inputs: ((K−1)·d + 1) × C.
+    std::vector<std::vector<float>> history_;
+    std::vector<size_t> history_pos_;
+    // Scratch, sized once.
+    std::vector<float> band_mid_, band_side_, features_, hidden_, conv_out_, mix_out_, logits_;
+};
+
+// Loads `path` and builds an estimator for `format`, or returns nullptr with *error set (the
+// caller then keeps the DSP back end). Off the audio thread only.
+std::unique_ptr<MaskEstimator> make_neural_estimator(const std::string& path,
+                                                     const StftFormat& format, std::string* error);
+
+}  // namespace stemsphere

@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""Trains the Live or Studio mask network on generated songs (models/data/generate.py).
+
+One command, one seed, resumable (the checkpoint holds model, optimiser, step and RNG states):
+  nice -n 19 /usr/bin/python3 models/train.py --data DIR --variant live --run runs/live \
+      --seed 1 --steps 6000 [--minutes 30]
+Re-running the same command continues from runs/live/checkpoint.pt. --minutes stops (after a
+checkpoint) when the wall-clock budget is spent, so long runs go in chunks. Uses CUDA when present.
+
+Batches: half coherent (one song, all stems aligned), half incoherent remixes (each stem from a
+random song and offset); per-stem gains +-6 dB, 7 % whole-stem silence, random global gain and
+L/R swap. Loss: L1 between masked mixture magnitudes and the true stem magnitudes (both channels,
+all four stems), with the Studio target delayed by the look-ahead.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stemsphere_model as sm  # noqa: E402
+
+N_FFT, HOP, RATE = 1024, 256, 44100
+
+
+class SongPool:
+    """Songs on disk; a rotating subset is held in RAM as int16 (CPU is scarcer than disk)."""
+
+    def __init__(self, root, split, cache=48, rng=None):
+        self.root, self.split, self.capacity = root, split, cache
+        self.songs = []
+        self.rescan()
+        if not self.songs:
+            raise SystemExit(f"no {split} songs under {root}")
+        self.rng = rng or random.Random(0)
+        self.cached = {}
+        for i in self.rng.sample(range(len(self.songs)), min(cache, len(self.songs))):
+            self._load(i)
+
+    def _load(self, i):
+        stems = [sf.read(f"{self.songs[i]}/{s}.flac", dtype="int16", always_2d=True)[0]
+                 for s in sm.STEMS]
+        n = min(len(x) for x in stems)
+        self.cached[i] = np.stack([x[:n] for x in stems])  # (4, samples, 2)
+
+    def rescan(self):
+        """Picks up songs the generator finished since the last scan (order stays stable)."""
+        found = sorted(os.path.dirname(p) for p in
+                       glob.glob(f"{self.root}/{self.split}_*/meta.json"))
+        self.songs += [s for s in found if s not in set(self.songs)]
+
+    def rotate(self):
+        """Swaps one cached song for one not in RAM, so every song is seen over a run."""
+        outside = [i for i in range(len(self.songs)) if i not in self.cached]
+        if outside and len(self.cached) < self.capacity:
+            self._load(self.rng.choice(outside))
+        elif outside:
+            del self.cached[self.rng.choice(list(self.cached))]
+            self._load(self.rng.choice(outside))
+
+    def pick(self, rng):
+        return rng.choice(list(self.cached))
+
+    def read(self, song, stem, start, length):
+        x = self.cached[song][stem, start:start + length].astype(np.float32) / 32768.0
+        if len(x) < length:
+            x = np.concatenate([x, np.zeros((length - len(x), 2), np.float32)])
+        return x
+
+    def frames(self, song):
+        return self.cached[song].shape[1]
+
+
+def draw_example(pool, rng, length, coherent):
+    song = pool.pick(rng)
+    start = rng.randrange(max(pool.frames(song) - length, 1))
+    stems = []
+    for j in range(len(sm.STEMS)):
+        if not coherent:
+            song = pool.pick(rng)
+            start = rng.randrange(max(pool.frames(song) - length, 1))
+        x = pool.read(song, j, start, length)
+        gain = 10 ** (rng.uniform(-6, 6) / 20)
+        if rng.random() < 0.07:
+            gain = 0.0
+        stems.append(x * gain)
+    stems = np.stack(stems)  # (4, samples, 2)
+    stems *= 10 ** (rng.uniform(-12, 4) / 20)
+    if rng.random() < 0.5:
+        stems = stems[:, :, ::-1]
+    peak = np.abs(stems.sum(0)).max()
+    if peak > 1.0:
+        stems /= peak
+    return stems
+
+
+def spectra(signal, window):
+    """(..., samples) -> complex (..., frames, bins), unnormalised like fftw r2c."""
+    lead = signal.shape[:-1]
+    s = torch.stft(signal.reshape(-1, signal.shape[-1]), N_FFT, HOP, window=window, center=False,
+                   return_complex=True)
+    return s.transpose(-1, -2).reshape(*lead, s.shape[-1], s.shape[-2])
+
+
+def make_batch(pool, rng, batch, frames, device, window):
+    length = (frames - 1) * HOP + N_FFT
+    ex = [draw_example(pool, rng, length, coherent=(i % 2 == 0)) for i in range(batch)]
+    stems = torch.from_numpy(np.ascontiguousarray(np.stack(ex))).to(device)  # (b, 4, n, 2)
+    stems = stems.permute(0, 1, 3, 2)  # (b, 4, 2, n)
+    stem_spec = spectra(stems, window)  # (b, 4, 2, T, F)
+    return stem_spec.sum(1), stem_spec  # the STFT is linear: the mix spectrum is the sum
+
+
+def loss_of(model, weights, mix_spec, stem_spec):
+    feats = sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT)
+    masks = sm.bin_masks(model(feats), weights)  # (b, T, 4, F)
+    d = model.lookahead
+    t = masks.shape[1]
+    masks = masks[:, d:].permute(0, 2, 1, 3).unsqueeze(2)  # (b, 4, 1, T-d, F)
+    mix_mag = mix_spec[:, :, :t - d].abs().unsqueeze(1)  # (b, 1, 2, T-d, F)
+    target = stem_spec[:, :, :, :t - d].abs()
+    return (masks * mix_mag - target).abs().mean()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="train the Stemsphere mask network")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--variant", choices=sorted(sm.VARIANTS), required=True)
+    ap.add_argument("--run", required=True, help="checkpoint directory")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=320)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--minutes", type=float, default=1e9)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", type=int, default=48, help="songs held in RAM at once")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    os.makedirs(args.run, exist_ok=True)
+    ckpt_path = os.path.join(args.run, "checkpoint.pt")
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    pool = SongPool(args.data, "train", cache=args.cache, rng=random.Random(args.seed + 1))
+    window = sm.analysis_window(N_FFT).to(device)
+    weights = sm.band_weights(N_FFT, RATE, sm.VARIANTS[args.variant]["bands"]).to(device)
+    model = sm.MaskNet(**sm.VARIANTS[args.variant]).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    step = 0
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step = ck["step"]
+        rng.setstate(ck["py_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed at step {step}", flush=True)
+    else:
+        with torch.no_grad():  # fixed input normalisation from the training distribution
+            feats = []
+            for _ in range(8):
+                mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window)
+                feats.append(sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT))
+            f = torch.cat(feats).reshape(-1, feats[0].shape[-1])
+            model.feat_mean.copy_(f.mean(0))
+            model.feat_std.copy_(f.std(0).clamp_min(0.1))
+
+    def save():
+        tmp = ckpt_path + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "py_rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                    "variant": args.variant, "config": sm.VARIANTS[args.variant],
+                    "songs": len(pool.songs)}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    start = time.time()
+    last_save = start
+    running = None
+    while step < args.steps:
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window)
+        loss = loss_of(model, weights, mix_spec, stem_spec)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        if step % 4 == 0:
+            pool.rotate()
+        if step % 100 == 0:
+            pool.rescan()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 25 == 0:
+            print(json.dumps({"step": step, "loss": round(running, 5), "lr": lr,
+                              "elapsed_s": round(time.time() - start)}), flush=True)
+        now = time.time()
+        if now - last_save > 300 or step == args.steps:
+            save()
+            last_save = now
+        if now - start > args.minutes * 60:
+            save()
+            print(f"time budget spent at step {step}; re-run to resume", flush=True)
+            return
+    save()
+    print(f"done at step {step}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
