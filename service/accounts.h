@@ -1,0 +1,108 @@
+// Accounts and sign-in: sign-up with email verification through a mail outbox, argon2id
+// passwords on a bounded pool, short-lived HMAC-signed access tokens checked against the
+// session, rotating refresh tokens with reuse detection (RFC 9700), TOTP (RFC 6238) with
+// hashed single-use backup codes, device sign-in (RFC 8628), export and self-deletion.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "service/crypto.h"
+#include "service/db.h"
+#include "service/ledger.h"
+#include "service/outcome.h"
+
+namespace stemsphere::service {
+
+struct AuthConfig {
+    int64_t access_ttl_s = 600;
+    int64_t refresh_ttl_s = 60LL * 24 * 3600;
+    int64_t device_code_ttl_s = 600;
+    int64_t device_interval_s = 5;
+    int64_t email_token_ttl_s = 2 * 24 * 3600;
+    int64_t unverified_retention_s = 7 * 24 * 3600;
+    int64_t security_log_retention_s = 90 * 24 * 3600;
+    std::string public_url = "http://127.0.0.1:8080";  // verification links and device URI
+    int hash_workers = 2;
+    int hash_max_waiting = 8;
+    uint64_t argon2_ops_limit = 2;
+    size_t argon2_mem_limit = 19u * 1024 * 1024;
+};
+
+struct Principal {
+    std::string account_id;
+    std::string session_id;
+};
+
+// Server-wide secrets, created on first start and shared by every replica through the database.
+struct ServerSecrets {
+    std::string token_key;  // 32 bytes, HMAC for access tokens
+    std::string box_key;    // 32 bytes, secretbox for TOTP secrets
+    std::string lease_key;  // 64 bytes, Ed25519 secret key for lease signatures
+    static ServerSecrets load_or_create(Db& db);
+};
+
+class Accounts {
+  public:
+    Accounts(Db& db, Clock clock, ServerSecrets secrets, AuthConfig config = {});
+
+    Outcome sign_up(const std::string& email, const std::string& name, const std::string& password,
+                    const std::string& ip);
+    Outcome verify_email(const std::string& token);
+    Outcome sign_in(const std::string& email, const std::string& password,
+                    const std::string& totp_code, const std::string& backup_code,
+                    const std::string& device_name, const std::string& client_id,
+                    const std::string& ip);
+    Outcome refresh(const std::string& refresh_token, const std::string& ip);
+    Outcome sign_out(const Principal& who);
+    std::optional<Principal> authenticate(const std::string& access_token);
+
+    Outcome totp_setup(const Principal& who);
+    Outcome totp_enable(const Principal& who, const std::string& code, const std::string& ip);
+    Outcome totp_disable(const Principal& who, const std::string& code,
+                         const std::string& backup_code, const std::string& ip);
+
+    Outcome device_authorize(const std::string& client_id, const std::string& device_name);
+    Outcome device_token(const std::string& device_code, const std::string& client_id,
+                         const std::string& ip);
+    Outcome device_approve(const Principal& who, const std::string& user_code, bool approve,
+                           const std::string& ip);
+
+    Outcome me(const Principal& who);
+    Outcome sessions(const Principal& who);
+    Outcome export_data(const Principal& who, Ledger& ledger);
+    Outcome delete_account(const Principal& who, const std::string& password,
+                           const std::string& ip);
+
+    // Retention: unverified accounts after 7 days, security logs after 3 months, stale device
+    // codes. Returns rows removed.
+    int64_t purge();
+
+    // User codes: 8 letters from BCDFGHJKLMNPQRSTVWXZ (RFC 8628 §6.1), shown as XXXX-XXXX;
+    // entry accepts any case, dashes and spaces.
+    static std::optional<std::string> normalize_user_code(const std::string& entered);
+
+    const AuthConfig& config() const { return config_; }
+    const ServerSecrets& secrets() const { return secrets_; }
+
+  private:
+    Json::Value create_session(DbTx& tx, const std::string& account_id,
+                               const std::string& device_name, const std::string& client_id,
+                               int64_t now);
+    std::string issue_access_token(const std::string& account_id, const std::string& session_id,
+                                   int64_t now) const;
+    void log(DbTx& tx, const std::string& account_id, const std::string& event,
+             const std::string& ip, const std::string& detail, int64_t now);
+    // Checks a TOTP code (±1 step, never the same step twice) or consumes a backup code.
+    bool second_factor_ok(DbTx& tx, const std::string& account_id, const std::string& sealed_secret,
+                          int64_t last_step, const std::string& code,
+                          const std::string& backup_code, int64_t now);
+
+    Db& db_;
+    Clock clock_;
+    ServerSecrets secrets_;
+    AuthConfig config_;
+    PasswordHasher hasher_;
+};
+
+}  // namespace stemsphere::service
