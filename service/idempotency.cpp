@@ -14,7 +14,12 @@ bool parse_json_text(const std::string& text, Json::Value& out, std::string& err
     Json::CharReaderBuilder::strictMode(&builder.settings_);
     builder["stackLimit"] = 32;
     const std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-    return reader->parse(text.data(), text.data() + text.size(), &out, &error);
+    try {
+        return reader->parse(text.data(), text.data() + text.size(), &out, &error);
+    } catch (const Json::Exception& e) {  // jsoncpp throws past stackLimit
+        error = e.what();
+        return false;
+    }
 }
 
 std::optional<Outcome> idempotency_replay(DbTx& tx, const std::string& key,
