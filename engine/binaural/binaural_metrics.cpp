@@ -56,29 +56,36 @@ double interaural_time_difference(std::span<const float> left, std::span<const f
     double best = -std::numeric_limits<double>::infinity();
     long best_lag = 0;
     for (long lag = -max_lag; lag <= max_lag; ++lag) {
-        const size_t index = lag >= 0 ? static_cast<size_t>(lag) : total - static_cast<size_t>(-lag);
+        const size_t index =
+            lag >= 0 ? static_cast<size_t>(lag) : total - static_cast<size_t>(-lag);
         if (double(xc[index]) > best) best = double(xc[index]), best_lag = lag;
     }
     return static_cast<double>(best_lag) / (static_cast<double>(kOversampling) * sample_rate);
 }
 
+double band_energy_db(std::span<const float> x, double sample_rate, double low_hz, double high_hz,
+                      size_t fft_size) {
+    const size_t n = fft_size_for(x.size(), fft_size);
+    const auto s = spectrum(x, n);
+    double e = 0.0;
+    size_t count = 0;
+    for (size_t b = 0; b < s.size(); ++b) {
+        const double f = bin_frequency(b, n, sample_rate);
+        if (f >= low_hz && f < high_hz) e += std::norm(s[b]), ++count;
+    }
+    return 10.0 * std::log10(e / static_cast<double>(std::max<size_t>(count, 1)) + 1e-300);
+}
+
 double interaural_level_difference_db(std::span<const float> left, std::span<const float> right,
                                       double sample_rate, double low_hz, double high_hz,
                                       size_t fft_size) {
-    const size_t n = fft_size_for(std::max(left.size(), right.size()), fft_size);
-    const auto l = spectrum(left, n);
-    const auto r = spectrum(right, n);
-    double el = 0.0, er = 0.0;
-    for (size_t b = 0; b < l.size(); ++b) {
-        const double f = bin_frequency(b, n, sample_rate);
-        if (f >= low_hz && f < high_hz) el += std::norm(l[b]), er += std::norm(r[b]);
-    }
-    return 10.0 * std::log10((el + 1e-300) / (er + 1e-300));
+    const size_t n = std::max(fft_size, std::max(left.size(), right.size()));
+    return band_energy_db(left, sample_rate, low_hz, high_hz, n) -
+           band_energy_db(right, sample_rate, low_hz, high_hz, n);
 }
 
 double spectral_distortion_db(std::span<const float> reference, std::span<const float> test,
-                              double sample_rate, double low_hz, double high_hz,
-                              size_t fft_size) {
+                              double sample_rate, double low_hz, double high_hz, size_t fft_size) {
     const size_t n = fft_size_for(std::max(reference.size(), test.size()), fft_size);
     const auto a = spectrum(reference, n);
     const auto b = spectrum(test, n);
@@ -99,8 +106,9 @@ double high_frequency_leakage_db(std::span<const float> signal, double sample_ra
     const size_t n = fft_size_for(signal.size(), 2);
     std::vector<float> windowed(signal.size());
     for (size_t i = 0; i < signal.size(); ++i) {
-        const double w = 0.5 - 0.5 * std::cos(2.0 * std::numbers::pi * (static_cast<double>(i) + 0.5) /
-                                              static_cast<double>(signal.size()));
+        const double w =
+            0.5 - 0.5 * std::cos(2.0 * std::numbers::pi * (static_cast<double>(i) + 0.5) /
+                                 static_cast<double>(signal.size()));
         windowed[i] = static_cast<float>(double(signal[i]) * w);
     }
     const auto s = spectrum(windowed, n);

@@ -1,7 +1,7 @@
 #pragma once
 // Objective measures of binaural filters and renders (ITD, ILD, spectral distortion, high-frequency
-// leakage), as defined in shared/docs/binaural.md section 5. Non-real-time: they allocate. Shared by
-// the unit tests, the benchmark and evaluation tools so that every figure is computed one way.
+// leakage), as defined in shared/docs/binaural.md section 5. Non-real-time: they allocate. Shared
+// by the unit tests, the benchmark and evaluation tools so that every figure is computed one way.
 #include <span>
 
 namespace stemsphere {
@@ -13,6 +13,11 @@ namespace stemsphere {
 double interaural_time_difference(std::span<const float> left, std::span<const float> right,
                                   double sample_rate, double lowpass_hz = 1500.0,
                                   double max_lag_s = 0.0015);
+
+// Mean energy per FFT bin in dB of x's spectrum (zero-padded to at least fft_size points) over
+// [low_hz, high_hz): |H(f)|^2 averaged over the band, comparable across rates and FFT sizes.
+double band_energy_db(std::span<const float> x, double sample_rate, double low_hz, double high_hz,
+                      size_t fft_size = 4096);
 
 // Energy ratio left / right in dB over [low_hz, high_hz) of the responses' spectra (zero-padded
 // to at least fft_size points).

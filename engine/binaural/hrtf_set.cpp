@@ -54,14 +54,23 @@ double bandlimited_value(std::span<const float> x, double t) {
     for (long k = base - kHalf + 1; k <= base + kHalf; ++k) {
         if (k < 0 || k >= static_cast<long>(x.size())) continue;
         const double u = t - static_cast<double>(k);
-        const double sinc = std::fabs(u) < 1e-12 ? 1.0
-                                                 : std::sin(std::numbers::pi * u) /
-                                                       (std::numbers::pi * u);
+        const double sinc =
+            std::fabs(u) < 1e-12 ? 1.0 : std::sin(std::numbers::pi * u) / (std::numbers::pi * u);
         const double phase = std::numbers::pi * (u + kHalf) / kHalf;  // 0..2π over the window
         const double window = 0.42 - 0.5 * std::cos(phase) + 0.08 * std::cos(2.0 * phase);
         sum += double(x[static_cast<size_t>(k)]) * sinc * window;
     }
     return sum;
+}
+
+// First sample reaching `threshold_db` re the (sample) peak; x.size() for an all-zero response.
+size_t first_above(std::span<const float> x, double threshold_db) {
+    float peak = 0.0f;
+    for (float v : x) peak = std::max(peak, std::fabs(v));
+    const double threshold = double(peak) * std::pow(10.0, threshold_db / 20.0);
+    size_t i = 0;
+    while (i < x.size() && !(double(std::fabs(x[i])) >= threshold && peak > 0.0f)) ++i;
+    return i;
 }
 
 // Onset: first position (1/8-sample resolution) where |x| reaches -10 dB re its peak. Returns a
@@ -96,8 +105,9 @@ uint32_t scaled_samples(double at_48k, double sample_rate, uint32_t minimum) {
 
 // Raised-cosine ramp 0 -> 1 over `length` samples, value at position i.
 float ramp_up(size_t i, size_t length) {
-    return static_cast<float>(0.5 - 0.5 * std::cos(std::numbers::pi * (static_cast<double>(i) + 0.5) /
-                                                     static_cast<double>(length)));
+    return static_cast<float>(0.5 -
+                              0.5 * std::cos(std::numbers::pi * (static_cast<double>(i) + 0.5) /
+                                             static_cast<double>(length)));
 }
 
 bool validate(const HrtfMeasurements& m, std::string* error) {
@@ -120,9 +130,9 @@ bool validate(const HrtfMeasurements& m, std::string* error) {
     }
     for (size_t i = 0; i < m.impulse_responses.size(); ++i) {
         if (!std::isfinite(m.impulse_responses[i])) {
-            return set_error(error, std::string(std::isnan(m.impulse_responses[i]) ? "NaN" : "Inf") +
-                                        " in HRIR data (measurement " +
-                                        std::to_string(i / (2 * m.taps)) + ")");
+            return set_error(
+                error, std::string(std::isnan(m.impulse_responses[i]) ? "NaN" : "Inf") +
+                           " in HRIR data (measurement " + std::to_string(i / (2 * m.taps)) + ")");
         }
     }
     for (float d : m.delays) {
@@ -184,7 +194,8 @@ bool HrtfSet::read_sofa(const std::string& path, HrtfMeasurements* out, std::str
     unsigned char signature[8] = {};
     const size_t got = std::fread(signature, 1, sizeof signature, file);
     std::fclose(file);
-    static constexpr unsigned char kHdf5Signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    static constexpr unsigned char kHdf5Signature[8] = {0x89, 'H',  'D',  'F',
+                                                        '\r', '\n', 0x1a, '\n'};
     const bool hdf5 = got == 8 && std::memcmp(signature, kHdf5Signature, 8) == 0;
     if (!hdf5) return set_error(error, "not a SOFA file (no HDF5 signature): '" + path + "'");
 #if STEMSPHERE_HAVE_MYSOFA
@@ -219,8 +230,8 @@ bool HrtfSet::read_sofa(const std::string& path, HrtfMeasurements* out, std::str
         return set_error(error, "need 2 receivers (ears), file has " + std::to_string(h->R));
     }
     if (h->M == 0 || h->N == 0 || h->M > kMaxMeasurements || h->N > kMaxTaps) {
-        return set_error(error, "invalid dimensions M=" + std::to_string(h->M) +
-                                    " N=" + std::to_string(h->N));
+        return set_error(
+            error, "invalid dimensions M=" + std::to_string(h->M) + " N=" + std::to_string(h->N));
     }
     const size_t values = size_t{h->M} * h->R * h->N;
     if (h->DataIR.values == nullptr || h->DataIR.elements != values) {
@@ -236,7 +247,10 @@ bool HrtfSet::read_sofa(const std::string& path, HrtfMeasurements* out, std::str
     if (delays != 0 && delays != 2 && delays != size_t{h->M} * 2) {
         return set_error(error, "Data.Delay has the wrong size");
     }
-    mysofa_tocartesian(h);
+    // Spherical positions are converted here in double precision: converting the single-precision
+    // values (as mysofa_tocartesian does) leaves rings of one elevation only nearly coplanar.
+    const char* type = mysofa_getAttribute(h->SourcePosition.attributes, const_cast<char*>("Type"));
+    const bool spherical = type != nullptr && std::strcmp(type, "spherical") == 0;
 
     HrtfMeasurements m;
     m.sample_rate = h->DataSamplingRate.values[0];
@@ -244,7 +258,8 @@ bool HrtfSet::read_sofa(const std::string& path, HrtfMeasurements* out, std::str
     m.directions.resize(h->M);
     for (size_t i = 0; i < h->M; ++i) {
         const float* p = h->SourcePosition.values + 3 * i;
-        m.directions[i] = {p[0], p[1], p[2]};
+        m.directions[i] = spherical ? direction_from_degrees(p[0], p[1]) : Vec3{p[0], p[1], p[2]};
+        if (spherical && !std::isfinite(p[2])) m.directions[i].x = std::nan("");
     }
     m.impulse_responses.assign(h->DataIR.values, h->DataIR.values + values);
     if (delays != 0) {
@@ -309,6 +324,10 @@ std::unique_ptr<HrtfSet> HrtfSet::from_measurements(const HrtfMeasurements& m, d
         const bool same_rate = std::fabs(ratio - 1.0) < 1e-9;
         std::vector<std::vector<float>> irs(kept.size() * 2);
         std::vector<double> onset(kept.size() * 2), total_delay(kept.size() * 2);
+        // Everything before `cut` is below -50 dB and dropped. Contralateral responses can rise
+        // through -40 dB more than 10 samples before their -10 dB onset, so the cut is not
+        // simply "a few samples before the onset".
+        std::vector<size_t> cut(kept.size() * 2);
         for (size_t k = 0; k < kept.size(); ++k) {
             for (int ear = 0; ear < 2; ++ear) {
                 const std::span<const float> raw(m.impulse_response(kept[k], ear), m.taps);
@@ -324,6 +343,9 @@ std::unique_ptr<HrtfSet> HrtfSet::from_measurements(const HrtfMeasurements& m, d
                     return nullptr;
                 }
                 onset[k * 2 + size_t(ear)] = o;
+                cut[k * 2 + size_t(ear)] =
+                    std::min<size_t>(first_above(ir, -60.0) > 0 ? first_above(ir, -60.0) - 1 : 0,
+                                     static_cast<size_t>(o));
                 const double stored =
                     m.delays.empty() ? 0.0 : double(m.delays[kept[k] * 2 + size_t(ear)]) * ratio;
                 total_delay[k * 2 + size_t(ear)] = o + stored;
@@ -338,15 +360,21 @@ std::unique_ptr<HrtfSet> HrtfSet::from_measurements(const HrtfMeasurements& m, d
             return nullptr;
         }
 
-        const uint32_t lead = scaled_samples(8.0, sample_rate, 4);
+        // Samples kept before the onset in the aligned responses: room for the earliest cut.
+        double longest_lead = 0.0;
+        for (size_t i = 0; i < onset.size(); ++i) {
+            longest_lead = std::max(longest_lead, onset[i] - static_cast<double>(cut[i]));
+        }
+        const uint32_t lead = std::max(scaled_samples(8.0, sample_rate, 4),
+                                       static_cast<uint32_t>(std::ceil(longest_lead)) + 1);
         const uint32_t fade = scaled_samples(16.0, sample_rate, 8);
         const size_t resampled_len = irs[0].size();
         const auto delay_room = static_cast<uint32_t>(std::ceil(max_relative)) + 2;
         uint32_t filter_taps = options.filter_taps;
         if (filter_taps == 0) {
-            filter_taps = static_cast<uint32_t>(resampled_len -
-                                                static_cast<size_t>(std::floor(min_onset))) +
-                          lead + delay_room;
+            filter_taps =
+                static_cast<uint32_t>(resampled_len - static_cast<size_t>(std::floor(min_onset))) +
+                lead + delay_room;
         }
         if (filter_taps > kMaxTaps || filter_taps < delay_room + lead + 2 * fade + 16) {
             set_error(error, "filter length " + std::to_string(filter_taps) +
@@ -376,21 +404,15 @@ std::unique_ptr<HrtfSet> HrtfSet::from_measurements(const HrtfMeasurements& m, d
                 const size_t idx = k * 2 + size_t(ear);
                 const auto& ir = irs[idx];
                 set->delay_[idx] = static_cast<float>(total_delay[idx] - min_delay);
-                // Drop what precedes the onset (measurement noise) with a short fade-in, then
-                // shift so that the onset sits `lead` samples into the filter.
-                const double cut = onset[idx] - lead;
+                // Drop what precedes the cut (measurement noise), then shift so that the onset
+                // sits `lead` samples into the filter.
+                const double shift = onset[idx] - lead;
                 float* t = shift_fft.time();
                 std::fill(t, t + shift_size, 0.0f);
-                for (size_t i = 0; i < ir.size() && i < shift_size; ++i) {
-                    const double pos = static_cast<double>(i) - cut;
-                    if (pos < 0.0) continue;
-                    const double half = lead / 2.0;
-                    t[i] = ir[i] * (pos < half ? ramp_up(static_cast<size_t>(pos), size_t(half) + 1)
-                                               : 1.0f);
-                }
+                for (size_t i = cut[idx]; i < ir.size() && i < shift_size; ++i) t[i] = ir[i];
                 shift_fft.forward();
                 std::complex<float>* s = shift_fft.spectrum();
-                const double w = 2.0 * std::numbers::pi * cut / static_cast<double>(shift_size);
+                const double w = 2.0 * std::numbers::pi * shift / static_cast<double>(shift_size);
                 for (size_t b = 0; b < shift_fft.bins(); ++b) {
                     s[b] *= std::complex<float>(std::polar(1.0, w * static_cast<double>(b)));
                 }
@@ -405,9 +427,11 @@ std::unique_ptr<HrtfSet> HrtfSet::from_measurements(const HrtfMeasurements& m, d
                 }
                 store_fft.forward();
                 // Fold the inverse FFT's 1/N into the stored spectrum.
-                const auto store_norm = static_cast<float>(1.0 / static_cast<double>(store_fft.size()));
+                const auto store_norm =
+                    static_cast<float>(1.0 / static_cast<double>(store_fft.size()));
                 std::complex<float>* dst = set->aligned_.data() + idx * set->bins_;
-                for (size_t b = 0; b < set->bins_; ++b) dst[b] = store_fft.spectrum()[b] * store_norm;
+                for (size_t b = 0; b < set->bins_; ++b)
+                    dst[b] = store_fft.spectrum()[b] * store_norm;
             }
         }
         if (!set->finish(error)) return nullptr;
@@ -502,9 +526,8 @@ size_t HrtfSet::nearest_measurement(const Vec3& direction) const {
     return best;
 }
 
-void HrtfSet::design_filters(const Vec3& direction, HrtfInterpolation mode,
-                             uint32_t* triangle_hint, Scratch& scratch, float* left,
-                             float* right) const {
+void HrtfSet::design_filters(const Vec3& direction, HrtfInterpolation mode, uint32_t* triangle_hint,
+                             Scratch& scratch, float* left, float* right) const {
     assert(scratch.max_filter_taps() >= filter_taps_);
     std::array<uint32_t, 3> vertex{};
     std::array<float, 3> weight{1.0f, 0.0f, 0.0f};

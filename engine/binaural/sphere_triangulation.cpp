@@ -30,19 +30,21 @@ Vec3 cross(const Vec3& a, const Vec3& b) {
     return {a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x};
 }
 
-// Points closer to a face plane than this count as "on" it (not visible). Directions are unit
-// vectors, so distances are O(1); grids of measured HRTFs have many exactly coplanar quads.
-constexpr double kPlaneEpsilon = 1e-10;
+// Points closer to a face plane than this distance count as "on" it (not visible). Measured grids
+// have many cocircular quads, and SOFA positions are single precision (~1e-7 noise): a smaller
+// tolerance makes visibility inconsistent between neighbouring faces and breaks the hull. A
+// point truly outside the hull of a grid with 1 degree spacing clears a face by > 1e-4.
+constexpr double kPlaneEpsilon = 5e-7;
 
 struct Face {
     std::array<uint32_t, 3> v;
-    Vec3 normal;  // outward, not normalised
+    Vec3 normal;  // outward, unit length
     double offset;
     bool alive;
 };
 
 Face make_face(std::span<const Vec3> p, uint32_t a, uint32_t b, uint32_t c) {
-    Face f{{a, b, c}, cross(sub(p[b], p[a]), sub(p[c], p[a])), 0.0, true};
+    Face f{{a, b, c}, normalised(cross(sub(p[b], p[a]), sub(p[c], p[a]))), 0.0, true};
     f.offset = dot(f.normal, p[a]);
     return f;
 }
@@ -53,6 +55,33 @@ double height(const Face& f, const Vec3& q) {
 
 uint64_t edge_key(uint32_t from, uint32_t to) {
     return (uint64_t{from} << 32) | to;
+}
+
+// Near-coplanar faces far from the point can pass the visibility test by rounding noise; a
+// visible set that is not connected has no single horizon and would break the hull. Keep the
+// faces connected (through shared edges) to the face the point is highest above.
+void keep_connected_to_highest(const std::vector<Face>& faces, const Vec3& point,
+                               std::vector<size_t>* visible) {
+    if (visible->size() < 2) return;
+    std::unordered_map<uint64_t, size_t> by_edge;
+    size_t highest = (*visible)[0];
+    for (size_t f : *visible) {
+        if (height(faces[f], point) > height(faces[highest], point)) highest = f;
+        const auto& v = faces[f].v;
+        for (int e = 0; e < 3; ++e) by_edge.emplace(edge_key(v[e], v[(e + 1) % 3]), f);
+    }
+    std::vector<size_t> component{highest};
+    std::unordered_set<size_t> reached{highest};
+    for (size_t i = 0; i < component.size(); ++i) {
+        const auto& v = faces[component[i]].v;
+        for (int e = 0; e < 3; ++e) {
+            const auto twin = by_edge.find(edge_key(v[(e + 1) % 3], v[e]));
+            if (twin != by_edge.end() && reached.insert(twin->second).second) {
+                component.push_back(twin->second);
+            }
+        }
+    }
+    *visible = std::move(component);
 }
 
 }  // namespace
@@ -128,6 +157,7 @@ std::unique_ptr<SphereTriangulation> SphereTriangulation::build(std::span<const 
             }
         }
         if (visible.empty()) continue;  // inside or on the hull: reported below as unused
+        keep_connected_to_highest(faces, directions[p], &visible);
         for (size_t f : visible) {
             const auto& v = faces[f].v;
             for (int e = 0; e < 3; ++e) visible_edges.insert(edge_key(v[e], v[(e + 1) % 3]));
@@ -146,6 +176,10 @@ std::unique_ptr<SphereTriangulation> SphereTriangulation::build(std::span<const 
         // Compact now and then so the visibility scan stays proportional to the live hull.
         if (faces.size() > 4 * n + 16) {
             std::erase_if(faces, [](const Face& f) { return !f.alive; });
+            // A convex hull of n points has 2n - 4 faces; more means numerical breakdown.
+            if (faces.size() > 2 * n + 16) {
+                return fail("convex hull construction failed (numerically degenerate directions)");
+            }
         }
     }
     std::erase_if(faces, [](const Face& f) { return !f.alive; });

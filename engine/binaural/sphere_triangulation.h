@@ -22,8 +22,8 @@ inline double dot(const Vec3& a, const Vec3& b) {
     return a.x * b.x + a.y * b.y + a.z * b.z;
 }
 
-// Unit vector for SOFA spherical coordinates: azimuth counter-clockwise from the front (+90 = left),
-// elevation up from the horizontal plane, both in degrees.
+// Unit vector for SOFA spherical coordinates: azimuth counter-clockwise from the front (+90 =
+// left), elevation up from the horizontal plane, both in degrees.
 Vec3 direction_from_degrees(double azimuth_deg, double elevation_deg);
 
 // Normalised copy; a zero vector yields the front direction (1, 0, 0).
