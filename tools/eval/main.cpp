@@ -25,7 +25,9 @@ constexpr const char* kUsage =
     "                  [--accompaniment] [--json FILE]\n"
     "  stemsphere-eval oracle --ref DIR --out DIR [--nfft N] [--hop H] [--mask power|magnitude]\n"
     "                  [--targets ...]\n"
-    "  stemsphere-eval floor  --ref DIR --out DIR [--targets ...]\n";
+    "  stemsphere-eval floor  --ref DIR --out DIR [--targets ...]\n"
+    "  stemsphere-eval mixture --ref DIR --out FILE [--targets ...]   (Σ references, the input\n"
+    "                  to render: MUSDB18-HQ scores against the stem sum, not a coded mixture)\n";
 
 struct Args {
     std::string command = "score";
@@ -45,7 +47,8 @@ Args parse(int argc, char** argv) {
     Args args;
     int i = 1;
     if (i < argc && argv[i][0] != '-') args.command = argv[i++];
-    if (args.command != "score" && args.command != "oracle" && args.command != "floor") {
+    if (args.command != "score" && args.command != "oracle" && args.command != "floor" &&
+        args.command != "mixture") {
         throw UsageError("unknown command '" + args.command + "'");
     }
     for (; i < argc; ++i) {
@@ -176,6 +179,11 @@ int run_estimator(const Args& args) {
     const std::string out_dir = required(args, "--out");
     const auto names = reference_names(args, ref_dir);
     const StemSet refs = stemsphere::eval::load_stems(ref_dir, names);
+    if (args.command == "mixture") {
+        stemsphere::eval::write_audio(out_dir, stemsphere::eval::mixture_of(refs, names));
+        std::cout << "wrote the sum of " << names.size() << " stems to " << out_dir << "\n";
+        return 0;
+    }
     StemSet estimates;
     if (args.command == "oracle") {
         const size_t nfft = positive(args, "--nfft", 4096);
