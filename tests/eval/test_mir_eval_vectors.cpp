@@ -3,9 +3,11 @@
 // exactly as mir_eval's test does (extra channels = gain × the first), tolerance 1e-2 as there.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "tests/eval/json_lite.h"
@@ -60,6 +62,9 @@ test::JsonValue load_json(const std::filesystem::path& path) {
     return test::JsonParser(text.str()).parse();
 }
 
+// Largest finite |ours − expected| seen in the current test, printed at its end.
+double g_worst = 0.0;
+
 void expect_close(const std::vector<double>& ours, const std::vector<double>& want,
                   const std::string& what) {
     ASSERT_EQ(ours.size(), want.size()) << what;
@@ -68,6 +73,7 @@ void expect_close(const std::vector<double>& ours, const std::vector<double>& wa
             EXPECT_EQ(ours[i], want[i]) << what << " [" << i << "]";
         } else {
             EXPECT_NEAR(ours[i], want[i], kTolerance) << what << " [" << i << "]";
+            g_worst = std::max(g_worst, std::abs(ours[i] - want[i]));
         }
     }
 }
@@ -95,6 +101,10 @@ class MirEvalVectors : public ::testing::TestWithParam<const char*> {
         expected_ = load_json(kVectors / (std::string("output") + GetParam() + ".json"));
         ASSERT_FALSE(refs_.empty());
         ASSERT_EQ(refs_.size(), ests_.size());
+        g_worst = 0.0;
+    }
+    void TearDown() override {
+        if (!IsSkipped()) std::cout << "max |ours - MATLAB BSS_Eval| = " << g_worst << " dB\n";
     }
     std::vector<Audio> refs_, ests_;
     test::JsonValue expected_;
