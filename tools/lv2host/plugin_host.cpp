@@ -531,28 +531,26 @@ bool PluginHost::verify() const {
     return lilv_plugin_verify(plugin_);
 }
 
-std::vector<std::string> PluginHost::audio_input_symbols() const {
+std::vector<std::string> PluginHost::symbols_of(const std::vector<uint32_t>& indices) const {
     std::vector<std::string> out;
-    for (uint32_t i : audio_inputs_) out.push_back(ports_[i].symbol);
+    for (uint32_t i : indices) out.push_back(ports_[i].symbol);
     return out;
+}
+
+std::vector<std::string> PluginHost::audio_input_symbols() const {
+    return symbols_of(audio_inputs_);
 }
 
 std::vector<std::string> PluginHost::audio_output_symbols() const {
-    std::vector<std::string> out;
-    for (uint32_t i : audio_outputs_) out.push_back(ports_[i].symbol);
-    return out;
+    return symbols_of(audio_outputs_);
 }
 
 std::vector<std::string> PluginHost::control_input_symbols() const {
-    std::vector<std::string> out;
-    for (uint32_t i : control_inputs_) out.push_back(ports_[i].symbol);
-    return out;
+    return symbols_of(control_inputs_);
 }
 
 std::vector<std::string> PluginHost::control_output_symbols() const {
-    std::vector<std::string> out;
-    for (uint32_t i : control_outputs_) out.push_back(ports_[i].symbol);
-    return out;
+    return symbols_of(control_outputs_);
 }
 
 std::optional<ControlInfo> PluginHost::control_info(const std::string& symbol) const {

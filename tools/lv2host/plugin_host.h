@@ -191,7 +191,7 @@ class PluginHost {
     std::vector<const LV2_Feature*> state_features() const;
     void prepare_atom_ports();
     void read_notifications();
-    const Port* find_port(const std::string& symbol) const;
+    std::vector<std::string> symbols_of(const std::vector<uint32_t>& indices) const;
 
     static int log_vprintf(LV2_Log_Handle handle, LV2_URID type, const char* fmt, va_list ap)
         __attribute__((format(printf, 3, 0)));

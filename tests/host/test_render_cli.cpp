@@ -1,0 +1,291 @@
+// stemsphere-render as a user runs it: exit codes, one-line errors naming the file, output files,
+// their length and alignment. Runs against the bundle given as --render-bundle=DIR
+// [--render-uri=URI] (ctest registers it for the host fixture and, when it is built, for the
+// Stemsphere bundle).
+#include <gtest/gtest.h>
+#include <sndfile.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tools/demosong/demo_song.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandResult {
+    int status = -1;
+    std::string output;  // stdout and stderr together
+};
+
+std::string g_bundle;  // from the command line, see main()
+std::string g_uri;
+
+CommandResult run_render(const std::string& arguments) {
+    // An address-space cap: a runaway plugin fails the test instead of exhausting the machine.
+    std::string command = std::string("ulimit -v 8000000; '") + STEMSPHERE_RENDER_EXE + "'";
+    if (!g_bundle.empty()) command += " --bundle '" + g_bundle + "'";
+    if (!g_uri.empty()) command += " --uri '" + g_uri + "'";
+    command += " " + arguments + " 2>&1";
+    CommandResult result;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) return result;
+    std::array<char, 4096> chunk{};
+    size_t got = 0;
+    while ((got = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
+        result.output.append(chunk.data(), got);
+    }
+    const int raw = pclose(pipe);
+    result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    return result;
+}
+
+struct Audio {
+    int rate = 0;
+    int channels = 0;
+    std::vector<float> samples;  // interleaved
+    size_t frames() const { return channels > 0 ? samples.size() / channels : 0; }
+    float at(size_t frame, int channel) const { return samples[frame * channels + channel]; }
+};
+
+Audio read_audio(const fs::path& path) {
+    Audio audio;
+    SF_INFO info{};
+    SNDFILE* file = sf_open(path.c_str(), SFM_READ, &info);
+    if (file == nullptr) return audio;
+    audio.rate = info.samplerate;
+    audio.channels = info.channels;
+    audio.samples.resize(static_cast<size_t>(info.frames * info.channels));
+    sf_readf_float(file, audio.samples.data(), info.frames);
+    sf_close(file);
+    return audio;
+}
+
+void write_audio(const fs::path& path, const Audio& audio, int format) {
+    SF_INFO info{};
+    info.samplerate = audio.rate;
+    info.channels = audio.channels;
+    info.format = format;
+    SNDFILE* file = sf_open(path.c_str(), SFM_WRITE, &info);
+    ASSERT_NE(file, nullptr) << sf_strerror(nullptr);
+    sf_writef_float(file, audio.samples.data(), static_cast<sf_count_t>(audio.frames()));
+    sf_close(file);
+}
+
+// A short stretch of the demo song (held-out synthetic music), stereo or folded to mono.
+Audio demo_audio(double rate, double seconds, int channels, uint64_t seed = 3) {
+    stemsphere::demosong::DemoSongOptions options;
+    options.seed = seed;
+    options.sample_rate = rate;
+    options.seconds = seconds;
+    const auto song = stemsphere::demosong::generate_demo_song(options);
+    Audio audio;
+    audio.rate = static_cast<int>(rate);
+    audio.channels = channels;
+    for (size_t i = 0; i < song.mixture.left.size(); ++i) {
+        if (channels == 1) {
+            audio.samples.push_back(0.5f * (song.mixture.left[i] + song.mixture.right[i]));
+        } else {
+            audio.samples.push_back(song.mixture.left[i]);
+            audio.samples.push_back(song.mixture.right[i]);
+        }
+    }
+    return audio;
+}
+
+class RenderCli : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::string pattern =
+            (fs::temp_directory_path() / "stemsphere-render-test-XXXXXX").string();
+        ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+        dir_ = pattern;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+    fs::path dir_;
+};
+
+const std::array<const char*, 5> kOutputs = {"mix.wav", "vocals.wav", "drums.wav", "bass.wav",
+                                             "other.wav"};
+
+size_t line_count(const std::string& text) {
+    return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// The stems must add up to the input: sample-aligned, same length, no latency left in.
+void expect_stems_sum_to_input(const fs::path& out_dir, const Audio& input) {
+    std::vector<Audio> stems;
+    for (size_t k = 1; k < kOutputs.size(); ++k) stems.push_back(read_audio(out_dir / kOutputs[k]));
+    double worst = 0;
+    for (size_t i = 0; i < input.frames(); ++i) {
+        for (int c = 0; c < 2; ++c) {
+            float sum = 0;
+            for (const Audio& stem : stems) sum += stem.at(i, c);
+            const float expected = input.at(i, input.channels == 1 ? 0 : c);
+            worst = std::max(worst, std::fabs(static_cast<double>(sum - expected)));
+        }
+    }
+    EXPECT_LT(20.0 * std::log10(worst + 1e-30), -80.0) << "stems do not sum to the input";
+}
+
+TEST_F(RenderCli, HelpAndBadOptions) {
+    const auto help = run_render("--help");
+    EXPECT_EQ(help.status, 0);
+    EXPECT_NE(help.output.find("Usage: stemsphere-render"), std::string::npos);
+    const auto bad = run_render("--frobnicate x.wav");
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_EQ(line_count(bad.output), 1u) << bad.output;
+    EXPECT_EQ(run_render("").status, 2);
+    EXPECT_EQ(run_render("--block 0 x.wav").status, 2);
+}
+
+TEST_F(RenderCli, OutputsMatchTheInputLengthRateAndAlignment) {
+    for (double rate : {22050.0, 48000.0, 96000.0}) {
+        const Audio input = demo_audio(rate, 0.731, 2);
+        const std::string name = "song" + std::to_string(static_cast<int>(rate)) + ".wav";
+        write_audio(path(name), input, SF_FORMAT_WAV | SF_FORMAT_PCM_24);
+        const Audio stored = read_audio(path(name));  // what the renderer reads (24-bit)
+        const auto result = run_render("--quiet --block 1000 '" + path(name) + "'");
+        ASSERT_EQ(result.status, 0) << result.output;
+        EXPECT_EQ(result.output, "");  // --quiet and no TTY: no progress bar, no summary
+        const fs::path out_dir =
+            dir_ / ("song" + std::to_string(static_cast<int>(rate)) + "-stems");
+        for (const char* file : kOutputs) {
+            const Audio out = read_audio(out_dir / file);
+            EXPECT_EQ(out.frames(), input.frames()) << file << " at " << rate;
+            EXPECT_EQ(out.channels, 2) << file;
+            EXPECT_EQ(out.rate, static_cast<int>(rate)) << file;
+        }
+        expect_stems_sum_to_input(out_dir, stored);
+    }
+}
+
+TEST_F(RenderCli, MonoInputIsUpmixedToStereo) {
+    const Audio input = demo_audio(44100, 0.5, 1);
+    write_audio(path("mono.flac"), input, SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
+    const Audio stored = read_audio(path("mono.flac"));
+    const auto result = run_render("--out '" + path("out") + "' '" + path("mono.flac") + "'");
+    ASSERT_EQ(result.status, 0) << result.output;
+    const Audio mix = read_audio(dir_ / "out" / "mix.wav");
+    EXPECT_EQ(mix.channels, 2);
+    EXPECT_EQ(mix.frames(), stored.frames());
+    expect_stems_sum_to_input(dir_ / "out", stored);
+}
+
+TEST_F(RenderCli, MoreThanTwoChannelsIsAClearError) {
+    Audio surround;
+    surround.rate = 48000;
+    surround.channels = 6;
+    surround.samples.assign(6 * 4800, 0.1f);
+    write_audio(path("surround.wav"), surround, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    const auto result = run_render("'" + path("surround.wav") + "'");
+    EXPECT_EQ(result.status, 1);
+    EXPECT_NE(result.output.find("surround.wav: 6 channels"), std::string::npos) << result.output;
+    EXPECT_FALSE(fs::exists(dir_ / "surround-stems" / "mix.wav"));
+}
+
+TEST_F(RenderCli, BadFilesFailAloneAndTheOthersAreStillRendered) {
+    write_audio(path("good.wav"), demo_audio(48000, 0.3, 2), SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    std::ofstream(path("corrupt.wav")) << std::string(3000, 'x');
+    const auto result = run_render("--quiet '" + path("missing.wav") + "' '" + path("corrupt.wav") +
+                                   "' '" + path("good.wav") + "'");
+    EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(line_count(result.output), 2u) << result.output;
+    EXPECT_NE(result.output.find("missing.wav: no such file"), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find("corrupt.wav: cannot read audio"), std::string::npos)
+        << result.output;
+    for (const char* file : kOutputs) EXPECT_TRUE(fs::exists(dir_ / "good-stems" / file)) << file;
+    EXPECT_FALSE(fs::exists(dir_ / "corrupt-stems" / "mix.wav"));
+}
+
+TEST_F(RenderCli, TwoFilesInOneCallGetTheirOwnFolders) {
+    write_audio(path("a.wav"), demo_audio(48000, 0.2, 2, 1), SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    write_audio(path("b.ogg"), demo_audio(48000, 0.3, 2, 2), SF_FORMAT_OGG | SF_FORMAT_VORBIS);
+    const auto result =
+        run_render("--out '" + path("stems") + "' '" + path("a.wav") + "' '" + path("b.ogg") + "'");
+    ASSERT_EQ(result.status, 0) << result.output;
+    EXPECT_EQ(line_count(result.output), 2u) << result.output;  // one summary line per file
+    EXPECT_EQ(read_audio(dir_ / "stems" / "a-stems" / "mix.wav").frames(), 9600u);
+    EXPECT_EQ(read_audio(dir_ / "stems" / "b-stems" / "mix.wav").frames(),
+              read_audio(path("b.ogg")).frames());
+}
+
+TEST_F(RenderCli, UnknownOrOutOfRangeControlIsAUsageError) {
+    write_audio(path("in.wav"), demo_audio(48000, 0.2, 2), SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    const auto unknown = run_render("--set no_such_control=1 '" + path("in.wav") + "'");
+    EXPECT_EQ(unknown.status, 2);
+    EXPECT_EQ(line_count(unknown.output), 1u) << unknown.output;
+    EXPECT_NE(unknown.output.find("unknown control 'no_such_control'"), std::string::npos);
+    const auto range = run_render("--set enabled=5 '" + path("in.wav") + "'");
+    EXPECT_EQ(range.status, 2);
+    EXPECT_NE(range.output.find("outside its range"), std::string::npos) << range.output;
+    const auto text = run_render("--set enabled=maybe '" + path("in.wav") + "'");
+    EXPECT_EQ(text.status, 2);
+    EXPECT_NE(text.output.find("is not a number"), std::string::npos) << text.output;
+    EXPECT_FALSE(fs::exists(dir_ / "in-stems"));  // nothing rendered on a usage error
+}
+
+TEST_F(RenderCli, UnknownPresetListsTheKnownOnes) {
+    write_audio(path("in.wav"), demo_audio(48000, 0.2, 2), SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    const auto result = run_render("--preset 'No Such Preset' '" + path("in.wav") + "'");
+    EXPECT_EQ(result.status, 2);
+    EXPECT_EQ(line_count(result.output), 1u) << result.output;
+    EXPECT_NE(result.output.find("unknown preset 'No Such Preset' (presets: "), std::string::npos)
+        << result.output;
+}
+
+TEST_F(RenderCli, MissingHrtfFileIsAUsageError) {
+    write_audio(path("in.wav"), demo_audio(48000, 0.2, 2), SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    const auto result = run_render("--hrtf '" + path("none.sofa") + "' '" + path("in.wav") + "'");
+    EXPECT_EQ(result.status, 2);
+    EXPECT_NE(result.output.find("none.sofa' not found"), std::string::npos) << result.output;
+}
+
+TEST_F(RenderCli, PresetAndControlsChangeTheRender) {
+    const Audio input = demo_audio(48000, 0.4, 2);
+    write_audio(path("in.wav"), input, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    const auto list = run_render("--list");
+    ASSERT_EQ(list.status, 0) << list.output;
+    // The last preset listed (fixture: "Quiet", Stemsphere: "Vocals only") changes the mix.
+    const size_t label_at = list.output.rfind("\n  ", list.output.size() - 2) + 3;
+    ASSERT_NE(list.output.find("presets:\n  "), std::string::npos) << list.output;
+    const std::string label = list.output.substr(label_at, list.output.size() - 1 - label_at);
+    const auto plain = run_render("--quiet --out '" + path("plain") + "' '" + path("in.wav") + "'");
+    const auto preset = run_render("--quiet --preset '" + label + "' --out '" + path("preset") +
+                                   "' '" + path("in.wav") + "'");
+    const auto bypass = run_render("--quiet --set enabled=0 --out '" + path("bypass") + "' '" +
+                                   path("in.wav") + "'");
+    ASSERT_EQ(plain.status, 0) << plain.output;
+    ASSERT_EQ(preset.status, 0) << preset.output;
+    ASSERT_EQ(bypass.status, 0) << bypass.output;
+    EXPECT_NE(read_audio(dir_ / "plain" / "mix.wav").samples,
+              read_audio(dir_ / "preset" / "mix.wav").samples)
+        << "preset '" << label << "' changed nothing";
+    EXPECT_NE(read_audio(dir_ / "plain" / "vocals.wav").samples,
+              read_audio(dir_ / "bypass" / "vocals.wav").samples);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg.rfind("--render-bundle=", 0) == 0) g_bundle = arg.substr(16);
+        if (arg.rfind("--render-uri=", 0) == 0) g_uri = arg.substr(13);
+    }
+    return RUN_ALL_TESTS();
+}
