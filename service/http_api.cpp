@@ -1,6 +1,7 @@
 #include "service/http_api.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -161,6 +162,16 @@ int ApiServer::bind() {
     http_->set_read_timeout(5, 0);
     http_->set_write_timeout(5, 0);
     http_->set_payload_max_length(config_.max_body_bytes);
+    // Debian's build listens with a backlog of 5: a burst of connections overflows the accept
+    // queue and clients see resets. Capture the listening socket to raise it after bind. Also
+    // SO_REUSEADDR instead of the default SO_REUSEPORT, so a second server cannot silently share
+    // the port.
+    int listen_fd = -1;
+    http_->set_socket_options([&listen_fd](socket_t sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+        listen_fd = sock;
+    });
     int port = config_.port;
     if (port == 0) {
         port = http_->bind_to_any_port(config_.host);
@@ -171,6 +182,8 @@ int ApiServer::bind() {
         throw std::runtime_error("cannot listen on " + config_.host + ":" +
                                  std::to_string(config_.port));
     }
+    if (listen_fd >= 0) ::listen(listen_fd, 1024);
+    http_->set_socket_options([](socket_t) {});  // the capture above is gone now
     return port;
 }
 
