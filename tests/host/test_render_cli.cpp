@@ -185,6 +185,21 @@ TEST_F(RenderCli, MonoInputIsUpmixedToStereo) {
     expect_stems_sum_to_input(dir_ / "out", stored);
 }
 
+TEST_F(RenderCli, Mp3InputRendersToItsDecodedLength) {
+    SF_INFO probe{};
+    probe.samplerate = 44100;
+    probe.channels = 2;
+    probe.format = SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III;
+    if (sf_format_check(&probe) == 0) GTEST_SKIP() << "skipped: this libsndfile has no MP3";
+    write_audio(path("song.mp3"), demo_audio(44100, 0.6, 2), probe.format);
+    const Audio decoded = read_audio(path("song.mp3"));
+    ASSERT_GT(decoded.frames(), 0u);
+    const auto result = run_render("--quiet '" + path("song.mp3") + "'");
+    ASSERT_EQ(result.status, 0) << result.output;
+    EXPECT_EQ(read_audio(dir_ / "song-stems" / "drums.wav").frames(), decoded.frames());
+    expect_stems_sum_to_input(dir_ / "song-stems", decoded);
+}
+
 TEST_F(RenderCli, MoreThanTwoChannelsIsAClearError) {
     Audio surround;
     surround.rate = 48000;
