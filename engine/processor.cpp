@@ -22,12 +22,31 @@ float db_to_gain(float db) {
 }
 }  // namespace
 
+namespace {
+BinauralRendererConfig renderer_config(double sample_rate, size_t hop) {
+    BinauralRendererConfig c;
+    c.sample_rate = sample_rate;
+    c.block_frames = static_cast<uint32_t>(hop);
+    c.max_filter_taps = Processor::hrtf_filter_taps(sample_rate);
+    return c;
+}
+}  // namespace
+
+uint32_t Processor::hrtf_filter_taps(double sample_rate) {
+    // 512 taps (≥ 10 ms, the whole useful KEMAR response) per 48 kHz of rate.
+    return 512u * static_cast<uint32_t>(std::max(1.0, std::ceil(sample_rate / 48000.0)));
+}
+
 Processor::Processor(double sample_rate, std::unique_ptr<MaskEstimator> estimator)
-    : engine_(stft_format_for_rate(sample_rate), std::move(estimator)), hop_(engine_.hop()) {
+    : engine_(stft_format_for_rate(sample_rate), std::move(estimator)),
+      renderer_(renderer_config(sample_rate, engine_.hop())),
+      hop_(engine_.hop()) {
     in_hop_[0].assign(hop_, 0.0f);
     in_hop_[1].assign(hop_, 0.0f);
     engine_out_.assign(kHopChannels * hop_, 0.0f);
     out_hop_.assign(kOutputChannels * hop_, 0.0f);
+    gained_.assign(2 * kStemCount * hop_, 0.0f);
+    binaural_.assign(2 * hop_, 0.0f);
     gain_state_.fill(1.0f);
     smoothing_coeff_ = static_cast<float>(1.0 - std::exp(-1.0 / (0.010 * sample_rate)));
 }
@@ -37,8 +56,13 @@ std::unique_ptr<Processor> Processor::with_dsp_backend(double sample_rate) {
         sample_rate, std::make_unique<DspMaskEstimator>(stft_format_for_rate(sample_rate)));
 }
 
+bool Processor::set_hrtf(const HrtfSet* set) {
+    return renderer_.set_hrtf(set);
+}
+
 void Processor::reset() {
     engine_.reset();
+    renderer_.reset();
     fill_ = 0;
     std::fill(out_hop_.begin(), out_hop_.end(), 0.0f);
     for (size_t s = 0; s < kStemCount; ++s) {
@@ -46,6 +70,7 @@ void Processor::reset() {
         gain_state_[s] = c.mute ? 0.0f : db_to_gain(c.gain_db);
     }
     enable_state_ = controls_.enabled ? 1.0f : 0.0f;
+    binaural_state_ = controls_.binaural && hrtf() != nullptr ? 1.0f : 0.0f;
 }
 
 void Processor::process(const float* in_l, const float* in_r, float* const* out, size_t n) {
@@ -88,25 +113,58 @@ void Processor::run_hop() {
     const float enable_target = controls_.enabled ? 1.0f : 0.0f;
     const float k = smoothing_coeff_;
 
+    // Stems after gain/mute/solo (per-sample smoothed), and their plain sum.
     float* main_l = out_hop_.data();
     float* main_r = out_hop_.data() + hop_;
     for (size_t i = 0; i < hop_; ++i) {
-        enable_state_ += k * (enable_target - enable_state_);
         float mix_l = 0.0f;
         float mix_r = 0.0f;
         for (size_t s = 0; s < kStemCount; ++s) {
             gain_state_[s] += k * (target[s] - gain_state_[s]);
-            const float l = eng[kDryChannels + 2 * s][i];
-            const float r = eng[kDryChannels + 2 * s + 1][i];
-            mix_l += gain_state_[s] * l;
-            mix_r += gain_state_[s] * r;
-            // Stem outputs stay at unity for routing; they fade out when bypassed.
-            out_hop_[(2 + 2 * s) * hop_ + i] = enable_state_ * l;
-            out_hop_[(3 + 2 * s) * hop_ + i] = enable_state_ * r;
+            const float l = gain_state_[s] * eng[kDryChannels + 2 * s][i];
+            const float r = gain_state_[s] * eng[kDryChannels + 2 * s + 1][i];
+            gained_[(2 * s) * hop_ + i] = l;
+            gained_[(2 * s + 1) * hop_ + i] = r;
+            mix_l += l;
+            mix_r += r;
         }
+        main_l[i] = mix_l;
+        main_r[i] = mix_r;
+    }
+
+    // Binaural main mix, cross-faded with the plain sum when switched (or when no set is loaded).
+    const float binaural_target = controls_.binaural && hrtf() != nullptr ? 1.0f : 0.0f;
+    if (binaural_target > 0.0f || binaural_state_ > 0.0f) {
+        for (size_t s = 0; s < kStemCount; ++s) {
+            const StemPlacement& p = controls_.placement[s];
+            renderer_.set_source(static_cast<int>(s), p.azimuth_deg, p.elevation_deg, p.distance_m,
+                                 p.width_deg);
+        }
+        renderer_.set_head(controls_.head_yaw_deg, controls_.head_pitch_deg,
+                           controls_.head_roll_deg);
+        const float* stems[2 * kStemCount];
+        for (size_t c = 0; c < 2 * kStemCount; ++c) stems[c] = gained_.data() + c * hop_;
+        float* bl = binaural_.data();
+        float* br = binaural_.data() + hop_;
+        renderer_.process(stems, bl, br, static_cast<uint32_t>(hop_));
+        for (size_t i = 0; i < hop_; ++i) {
+            binaural_state_ += k * (binaural_target - binaural_state_);
+            main_l[i] += binaural_state_ * (bl[i] - main_l[i]);
+            main_r[i] += binaural_state_ * (br[i] - main_r[i]);
+        }
+    }
+
+    // Bypass cross-fade: the dry (delayed input) signal replaces the mix; stem outputs stay at
+    // unity for routing and fade out when bypassed.
+    for (size_t i = 0; i < hop_; ++i) {
+        enable_state_ += k * (enable_target - enable_state_);
         const float dry = 1.0f - enable_state_;
-        main_l[i] = enable_state_ * mix_l + dry * eng[0][i];
-        main_r[i] = enable_state_ * mix_r + dry * eng[1][i];
+        main_l[i] = enable_state_ * main_l[i] + dry * eng[0][i];
+        main_r[i] = enable_state_ * main_r[i] + dry * eng[1][i];
+        for (size_t s = 0; s < kStemCount; ++s) {
+            out_hop_[(2 + 2 * s) * hop_ + i] = enable_state_ * eng[kDryChannels + 2 * s][i];
+            out_hop_[(3 + 2 * s) * hop_ + i] = enable_state_ * eng[kDryChannels + 2 * s + 1][i];
+        }
     }
 }
 

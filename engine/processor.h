@@ -1,14 +1,17 @@
 #pragma once
 // One plugin instance's whole audio path, free of LV2: host blocks of any length go into a hop
-// FIFO; each full hop is separated (SeparationEngine), mixed (gain/mute/solo, bypass cross-fade)
-// and the results leave one hop later. latency() = engine hop latency + one hop, constant for a
-// given rate and back end, and exact: an impulse comes out exactly latency() frames later.
+// FIFO; each full hop is separated (SeparationEngine), mixed (gain/mute/solo), placed around the
+// listener (BinauralRenderer, partition = hop, so it adds no latency), cross-faded with the dry
+// signal when bypassed, and the results leave one hop later. latency() = engine hop latency + one
+// hop, constant for a given rate and back end, and exact: an impulse comes out exactly latency()
+// frames later.
 //
 // Real-time contract: process() never allocates, locks or blocks. Construction is off-thread.
 #include <array>
 #include <memory>
 #include <vector>
 
+#include "engine/binaural/binaural_renderer.h"
 #include "engine/separation_engine.h"
 
 namespace stemsphere {
@@ -19,9 +22,23 @@ struct StemControls {
     bool solo = false;
 };
 
+// Where a stem sits around the listener (degrees, metres); see BinauralRenderer::set_source.
+struct StemPlacement {
+    float azimuth_deg = 0.0f;  // +90 = left
+    float elevation_deg = 0.0f;
+    float distance_m = 1.0f;  // unity gain at 1 m
+    float width_deg = 60.0f;  // a stereo stem's L/R channels at ±width/2, like speakers
+};
+
 struct ProcessorControls {
     bool enabled = true;  // false: main output is the delayed input, stem outputs fade out
     std::array<StemControls, kStemCount> stems{};
+    // Binaural main mix (needs an HRTF set); off: the main output is the plain sum of stems.
+    bool binaural = true;
+    std::array<StemPlacement, kStemCount> placement{};
+    float head_yaw_deg = 0.0f;
+    float head_pitch_deg = 0.0f;
+    float head_roll_deg = 0.0f;
 };
 
 // Output channel order of process(): main L/R, then each stem L/R in Stem order.
@@ -37,6 +54,14 @@ class Processor {
     const StftFormat& format() const { return engine_.format(); }
 
     void set_controls(const ProcessorControls& c) { controls_ = c; }
+
+    // Length of the HRTF filters the renderer is prepared for at this rate (load sets with it).
+    static uint32_t hrtf_filter_taps(double sample_rate);
+    // Real-time safe pointer swap; the new filters fade in. The caller keeps ownership and may
+    // free the previous set once this returns. nullptr: no spatialisation (plain sum).
+    // False (nothing changes) when the set was prepared for another rate or filter length.
+    bool set_hrtf(const HrtfSet* set);
+    const HrtfSet* hrtf() const { return renderer_.hrtf(); }
     // Any n ≥ 0; in/out may alias (in-place hosts). out: kOutputChannels pointers.
     void process(const float* in_l, const float* in_r, float* const* out, size_t n);
     // Clears all audio history (activate()); the next output is silence for latency() frames.
@@ -46,16 +71,20 @@ class Processor {
     void run_hop();
 
     SeparationEngine engine_;
+    BinauralRenderer renderer_;
     ProcessorControls controls_;
     size_t hop_;
     size_t fill_ = 0;  // frames of the current hop already exchanged
     std::vector<float> in_hop_[2];
     std::vector<float> engine_out_;  // kHopChannels × hop
     std::vector<float> out_hop_;     // kOutputChannels × hop, emitted during the next hop
+    std::vector<float> gained_;      // 2·kStemCount × hop: stems after gain/mute/solo
+    std::vector<float> binaural_;    // 2 × hop
     // Smoothed per-sample gains (linear) and the enable cross-fade, carried across hops.
     std::array<float, kStemCount> gain_state_{};
     float enable_state_ = 1.0f;
-    float smoothing_coeff_;  // one-pole coefficient for ~10 ms
+    float binaural_state_ = 0.0f;  // cross-fade plain sum → binaural (no set loaded yet)
+    float smoothing_coeff_;        // one-pole coefficient for ~10 ms
 };
 
 }  // namespace stemsphere

@@ -1,27 +1,44 @@
 // The thin LV2 glue of Stemsphere: descriptor, features, port connection, control values →
-// engine controls, latency report. All signal processing lives in engine/ (Processor).
+// engine controls, latency report, the HRTF file parameter (patch:Set / state / worker).
+// All signal processing lives in engine/ (Processor).
 //
-// Only urid:map is required. log:log is used when present (stderr otherwise); options are read
-// for information only, since the engine accepts any block length.
+// Only urid:map is required. With worker:schedule, HRTF files are loaded in the worker and
+// swapped in on the audio thread (eg-sampler's pattern: load → respond → swap → free the old set
+// in the worker). Without a worker, run() never loads: a patch:Set is then ignored, and files are
+// loaded synchronously in instantiate() (the default set) and restore() (sessions).
+#include <lv2/atom/atom.h>
+#include <lv2/atom/forge.h>
+#include <lv2/atom/util.h>
 #include <lv2/core/lv2.h>
 #include <lv2/log/log.h>
 #include <lv2/log/logger.h>
+#include <lv2/patch/patch.h>
+#include <lv2/state/state.h>
 #include <lv2/urid/urid.h>
+#include <lv2/worker/worker.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
+#include <string>
 
+#include "engine/binaural/hrtf_set.h"
 #include "engine/processor.h"
 
 namespace {
 
+using stemsphere::HrtfSet;
 using stemsphere::kOutputChannels;
 using stemsphere::kStemCount;
 
 constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+constexpr const char* kHrtfFileUri = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";
+// Debian's libmysofa1 ships the MIT KEMAR set here.
+constexpr const char* kDefaultHrtf = "/usr/share/libmysofa/default.sofa";
+constexpr size_t kMaxPath = 4096;
 
 // Port indices; must match ttl/stemsphere.ttl.in.
 enum Port : uint32_t {
@@ -34,6 +51,16 @@ enum Port : uint32_t {
     kMuteFirst = kGainFirst + kStemCount,
     kSoloFirst = kMuteFirst + kStemCount,
     kLatency = kSoloFirst + kStemCount,
+    kControl,
+    kNotify,
+    kBinaural,
+    kAzimuthFirst,
+    kElevationFirst = kAzimuthFirst + kStemCount,
+    kDistanceFirst = kElevationFirst + kStemCount,
+    kWidthFirst = kDistanceFirst + kStemCount,
+    kYaw = kWidthFirst + kStemCount,
+    kPitch,
+    kRoll,
     kPortCount
 };
 
@@ -50,41 +77,142 @@ bool toggle_value(const float* port, bool fallback) {
     return control_value(port, fallback ? 1.0f : 0.0f, 0.0f, 1.0f) > 0.5f;
 }
 
+// The data of an optional host feature, or nullptr.
+template <typename T>
+const T* find_feature(const LV2_Feature* const* features, const char* uri) {
+    for (int i = 0; features != nullptr && features[i] != nullptr; ++i) {
+        if (std::strcmp(features[i]->URI, uri) == 0)
+            return static_cast<const T*>(features[i]->data);
+    }
+    return nullptr;
+}
+
+// Releases a path string handed out by state:mapPath.
+void free_mapped_path(const LV2_State_Free_Path* free_path, char* path) {
+    if (path == nullptr) return;
+    if (free_path != nullptr) {
+        free_path->free_path(free_path->handle, path);
+    } else {
+        std::free(path);
+    }
+}
+
+// Messages between run() and the worker: plain bytes, copied by the host.
+enum class Job : uint32_t { kLoadHrtf, kFreeHrtf };
+struct LoadHrtfJob {
+    Job type = Job::kLoadHrtf;
+    char path[kMaxPath];
+};
+struct FreeHrtfJob {
+    Job type = Job::kFreeHrtf;
+    HrtfSet* set;
+};
+struct HrtfLoaded {
+    HrtfSet* set;
+    char path[kMaxPath];
+};
+
+struct Uris {
+    LV2_URID atom_Path, atom_URID, atom_Object, atom_Sequence, patch_Set, patch_Get, patch_property,
+        patch_value, hrtf_file;
+    explicit Uris(const LV2_URID_Map* m) {
+        atom_Path = m->map(m->handle, LV2_ATOM__Path);
+        atom_URID = m->map(m->handle, LV2_ATOM__URID);
+        atom_Object = m->map(m->handle, LV2_ATOM__Object);
+        atom_Sequence = m->map(m->handle, LV2_ATOM__Sequence);
+        patch_Set = m->map(m->handle, LV2_PATCH__Set);
+        patch_Get = m->map(m->handle, LV2_PATCH__Get);
+        patch_property = m->map(m->handle, LV2_PATCH__property);
+        patch_value = m->map(m->handle, LV2_PATCH__value);
+        hrtf_file = m->map(m->handle, kHrtfFileUri);
+    }
+};
+
 struct Stemsphere {
-    std::unique_ptr<stemsphere::Processor> processor;
+    explicit Stemsphere(const LV2_URID_Map* m) : uris(m) {}
+
+    double rate = 48000.0;
+    Uris uris;
+    LV2_Atom_Forge forge{};
     LV2_Log_Logger logger{};
+    const LV2_Worker_Schedule* schedule = nullptr;
+    std::unique_ptr<stemsphere::Processor> processor;
+    std::unique_ptr<HrtfSet> hrtf;  // the set the processor uses (owned here)
+    char hrtf_path[kMaxPath] = {};  // its file; "" when none
+    bool notify_path = false;       // announce hrtf_path on the notify port at the next run()
+
     const float* in[2] = {nullptr, nullptr};
     float* out[kOutputChannels] = {};
+    const LV2_Atom_Sequence* control = nullptr;
+    LV2_Atom_Sequence* notify = nullptr;
     const float* enabled = nullptr;
     const float* quality = nullptr;
     const float* gain[kStemCount] = {};
     const float* mute[kStemCount] = {};
     const float* solo[kStemCount] = {};
+    const float* binaural = nullptr;
+    const float* azimuth[kStemCount] = {};
+    const float* elevation[kStemCount] = {};
+    const float* distance[kStemCount] = {};
+    const float* width[kStemCount] = {};
+    const float* yaw = nullptr;
+    const float* pitch = nullptr;
+    const float* roll = nullptr;
     float* latency = nullptr;
 
     stemsphere::ProcessorControls read_controls() const {
         stemsphere::ProcessorControls c;
+        const stemsphere::ProcessorControls defaults;
         c.enabled = toggle_value(enabled, true);
+        c.binaural = toggle_value(binaural, true);
         for (size_t s = 0; s < kStemCount; ++s) {
             c.stems[s].gain_db = control_value(gain[s], 0.0f, -60.0f, 12.0f);
             c.stems[s].mute = toggle_value(mute[s], false);
             c.stems[s].solo = toggle_value(solo[s], false);
+            const auto& d = defaults.placement[s];
+            auto& p = c.placement[s];
+            p.azimuth_deg = control_value(azimuth[s], d.azimuth_deg, -180.0f, 180.0f);
+            p.elevation_deg = control_value(elevation[s], d.elevation_deg, -90.0f, 90.0f);
+            p.distance_m = control_value(distance[s], d.distance_m, 0.25f, 20.0f);
+            p.width_deg = control_value(width[s], d.width_deg, 0.0f, 180.0f);
         }
+        c.head_yaw_deg = control_value(yaw, 0.0f, -180.0f, 180.0f);
+        c.head_pitch_deg = control_value(pitch, 0.0f, -90.0f, 90.0f);
+        c.head_roll_deg = control_value(roll, 0.0f, -180.0f, 180.0f);
         return c;
+    }
+
+    // Off the audio thread: read and prepare a SOFA file for this rate. Logs why on failure.
+    std::unique_ptr<HrtfSet> load_hrtf(const char* path) {
+        std::string error;
+        auto set = HrtfSet::load(path, rate, &error, stemsphere::Processor::hrtf_filter_taps(rate));
+        if (!set) {
+            lv2_log_error(&logger, "Stemsphere: cannot use HRTF file \"%s\": %s\n", path,
+                          error.c_str());
+        } else {
+            lv2_log_note(&logger, "Stemsphere: HRTF \"%s\" loaded (%zu directions)\n", path,
+                         set->measurement_count());
+        }
+        return set;
+    }
+
+    // Installs a loaded set; returns the one it replaces (or `set` itself when refused).
+    HrtfSet* install(std::unique_ptr<HrtfSet> set, const char* path) {
+        if (!processor->set_hrtf(set.get())) return set.release();
+        HrtfSet* old = hrtf.release();
+        hrtf = std::move(set);
+        std::strncpy(hrtf_path, path, kMaxPath - 1);
+        hrtf_path[kMaxPath - 1] = '\0';
+        notify_path = true;
+        return old;
     }
 };
 
 LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char*,
                        const LV2_Feature* const* features) {
-    const LV2_URID_Map* map = nullptr;
-    const LV2_Log_Log* log = nullptr;
-    for (int i = 0; features != nullptr && features[i] != nullptr; ++i) {
-        if (std::strcmp(features[i]->URI, LV2_URID__map) == 0) {
-            map = static_cast<const LV2_URID_Map*>(features[i]->data);
-        } else if (std::strcmp(features[i]->URI, LV2_LOG__log) == 0) {
-            log = static_cast<const LV2_Log_Log*>(features[i]->data);
-        }
-    }
+    const auto* map = find_feature<LV2_URID_Map>(features, LV2_URID__map);
+    const auto* log = find_feature<LV2_Log_Log>(features, LV2_LOG__log);
+    const auto* schedule = find_feature<LV2_Worker_Schedule>(features, LV2_WORKER__schedule);
     LV2_Log_Logger logger{};
     lv2_log_logger_init(&logger, const_cast<LV2_URID_Map*>(map), const_cast<LV2_Log_Log*>(log));
     if (map == nullptr) {
@@ -97,9 +225,16 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char*,
         return nullptr;
     }
     try {
-        auto self = std::make_unique<Stemsphere>();
+        auto self = std::make_unique<Stemsphere>(map);
+        self->rate = rate;
         self->logger = logger;
+        self->schedule = schedule;
+        lv2_atom_forge_init(&self->forge, const_cast<LV2_URID_Map*>(map));
         self->processor = stemsphere::Processor::with_dsp_backend(rate);
+        // The default set is loaded here (not in run()); a missing file leaves binaural off.
+        if (auto set = self->load_hrtf(kDefaultHrtf)) {
+            delete self->install(std::move(set), kDefaultHrtf);
+        }
         lv2_log_note(&self->logger, "Stemsphere: %.0f Hz, STFT %zu/%zu, latency %zu frames\n", rate,
                      self->processor->format().fft_size, self->processor->format().hop,
                      self->processor->latency());
@@ -112,6 +247,7 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char*,
 
 void connect_port(LV2_Handle handle, uint32_t port, void* data) {
     auto* self = static_cast<Stemsphere*>(handle);
+    auto in = [&](const float** p, uint32_t first) { p[port - first] = static_cast<float*>(data); };
     if (port == kInL || port == kInR) {
         self->in[port] = static_cast<const float*>(data);
     } else if (port >= kOutFirst && port < kOutFirst + kOutputChannels) {
@@ -121,13 +257,33 @@ void connect_port(LV2_Handle handle, uint32_t port, void* data) {
     } else if (port == kQuality) {
         self->quality = static_cast<const float*>(data);
     } else if (port >= kGainFirst && port < kMuteFirst) {
-        self->gain[port - kGainFirst] = static_cast<const float*>(data);
+        in(self->gain, kGainFirst);
     } else if (port >= kMuteFirst && port < kSoloFirst) {
-        self->mute[port - kMuteFirst] = static_cast<const float*>(data);
+        in(self->mute, kMuteFirst);
     } else if (port >= kSoloFirst && port < kLatency) {
-        self->solo[port - kSoloFirst] = static_cast<const float*>(data);
+        in(self->solo, kSoloFirst);
     } else if (port == kLatency) {
         self->latency = static_cast<float*>(data);
+    } else if (port == kControl) {
+        self->control = static_cast<const LV2_Atom_Sequence*>(data);
+    } else if (port == kNotify) {
+        self->notify = static_cast<LV2_Atom_Sequence*>(data);
+    } else if (port == kBinaural) {
+        self->binaural = static_cast<const float*>(data);
+    } else if (port >= kAzimuthFirst && port < kElevationFirst) {
+        in(self->azimuth, kAzimuthFirst);
+    } else if (port >= kElevationFirst && port < kDistanceFirst) {
+        in(self->elevation, kElevationFirst);
+    } else if (port >= kDistanceFirst && port < kWidthFirst) {
+        in(self->distance, kDistanceFirst);
+    } else if (port >= kWidthFirst && port < kYaw) {
+        in(self->width, kWidthFirst);
+    } else if (port == kYaw) {
+        self->yaw = static_cast<const float*>(data);
+    } else if (port == kPitch) {
+        self->pitch = static_cast<const float*>(data);
+    } else if (port == kRoll) {
+        self->roll = static_cast<const float*>(data);
     }
 }
 
@@ -135,11 +291,68 @@ void activate(LV2_Handle handle) {
     auto* self = static_cast<Stemsphere*>(handle);
     self->processor->set_controls(self->read_controls());
     self->processor->reset();
+    self->notify_path = true;
+}
+
+// patch:Set of hrtf_file with an atom:Path value → the worker loads it. patch:Get → announce.
+void handle_message(Stemsphere* self, const LV2_Atom_Object* obj) {
+    const Uris& u = self->uris;
+    if (obj->body.otype == u.patch_Get) {
+        self->notify_path = true;
+        return;
+    }
+    if (obj->body.otype != u.patch_Set) return;
+    const LV2_Atom* property = nullptr;
+    const LV2_Atom* value = nullptr;
+    lv2_atom_object_get(obj, u.patch_property, &property, u.patch_value, &value, 0);
+    if (property == nullptr || property->type != u.atom_URID ||
+        reinterpret_cast<const LV2_Atom_URID*>(property)->body != u.hrtf_file) {
+        return;
+    }
+    if (value == nullptr || value->type != u.atom_Path || value->size == 0 ||
+        value->size >= kMaxPath || self->schedule == nullptr) {
+        return;  // malformed, or no worker: loading here would break real-time rules
+    }
+    LoadHrtfJob job;
+    std::memcpy(job.path, LV2_ATOM_BODY_CONST(value), value->size);
+    job.path[value->size - 1] = '\0';
+    const auto size = static_cast<uint32_t>(offsetof(LoadHrtfJob, path) + value->size);
+    self->schedule->schedule_work(self->schedule->handle, size, &job);
+}
+
+void write_notifications(Stemsphere* self) {
+    if (self->notify == nullptr) return;
+    const uint32_t capacity = self->notify->atom.size;
+    lv2_atom_forge_set_buffer(&self->forge, reinterpret_cast<uint8_t*>(self->notify), capacity);
+    LV2_Atom_Forge_Frame seq;
+    lv2_atom_forge_sequence_head(&self->forge, &seq, 0);
+    if (self->notify_path && self->hrtf_path[0] != '\0') {
+        const Uris& u = self->uris;
+        LV2_Atom_Forge_Frame obj;
+        lv2_atom_forge_frame_time(&self->forge, 0);
+        lv2_atom_forge_object(&self->forge, &obj, 0, u.patch_Set);
+        lv2_atom_forge_key(&self->forge, u.patch_property);
+        lv2_atom_forge_urid(&self->forge, u.hrtf_file);
+        lv2_atom_forge_key(&self->forge, u.patch_value);
+        lv2_atom_forge_path(&self->forge, self->hrtf_path,
+                            static_cast<uint32_t>(std::strlen(self->hrtf_path)));
+        lv2_atom_forge_pop(&self->forge, &obj);
+        self->notify_path = false;
+    }
+    lv2_atom_forge_pop(&self->forge, &seq);
 }
 
 void run(LV2_Handle handle, uint32_t n) {
     auto* self = static_cast<Stemsphere*>(handle);
     if (self->latency != nullptr) *self->latency = static_cast<float>(self->processor->latency());
+    if (self->control != nullptr) {
+        LV2_ATOM_SEQUENCE_FOREACH(self->control, ev) {
+            if (lv2_atom_forge_is_object_type(&self->forge, ev->body.type)) {
+                handle_message(self, reinterpret_cast<const LV2_Atom_Object*>(&ev->body));
+            }
+        }
+    }
+    write_notifications(self);
     if (self->in[0] == nullptr || self->in[1] == nullptr) return;  // host bug: nothing to read
     self->processor->set_controls(self->read_controls());
     self->processor->process(self->in[0], self->in[1], self->out, n);
@@ -149,7 +362,105 @@ void cleanup(LV2_Handle handle) {
     delete static_cast<Stemsphere*>(handle);
 }
 
-const void* extension_data(const char*) {
+// Worker thread: load or free HRTF sets.
+LV2_Worker_Status work(LV2_Handle handle, LV2_Worker_Respond_Function respond,
+                       LV2_Worker_Respond_Handle respond_handle, uint32_t size, const void* data) {
+    auto* self = static_cast<Stemsphere*>(handle);
+    if (size < sizeof(Job)) return LV2_WORKER_ERR_UNKNOWN;
+    Job type;
+    std::memcpy(&type, data, sizeof type);
+    if (type == Job::kFreeHrtf && size == sizeof(FreeHrtfJob)) {
+        FreeHrtfJob job;
+        std::memcpy(&job, data, sizeof job);
+        delete job.set;
+        return LV2_WORKER_SUCCESS;
+    }
+    if (type != Job::kLoadHrtf || size <= offsetof(LoadHrtfJob, path) ||
+        size > sizeof(LoadHrtfJob)) {
+        return LV2_WORKER_ERR_UNKNOWN;
+    }
+    HrtfLoaded loaded{};
+    std::memcpy(loaded.path, static_cast<const char*>(data) + offsetof(LoadHrtfJob, path),
+                size - offsetof(LoadHrtfJob, path));
+    loaded.path[kMaxPath - 1] = '\0';
+    auto set = self->load_hrtf(loaded.path);
+    if (!set) return LV2_WORKER_SUCCESS;  // logged; the previous set stays active
+    loaded.set = set.release();
+    if (respond(respond_handle, sizeof loaded, &loaded) != LV2_WORKER_SUCCESS) {
+        delete loaded.set;
+        lv2_log_error(&self->logger, "Stemsphere: host refused the worker response\n");
+    }
+    return LV2_WORKER_SUCCESS;
+}
+
+// Audio thread: swap the new set in, hand the old one back to the worker to free.
+LV2_Worker_Status work_response(LV2_Handle handle, uint32_t size, const void* data) {
+    auto* self = static_cast<Stemsphere*>(handle);
+    if (size != sizeof(HrtfLoaded)) return LV2_WORKER_ERR_UNKNOWN;
+    const auto* loaded = static_cast<const HrtfLoaded*>(data);
+    HrtfSet* old = self->install(std::unique_ptr<HrtfSet>(loaded->set), loaded->path);
+    if (old != nullptr) {
+        FreeHrtfJob job;
+        job.set = old;
+        if (self->schedule->schedule_work(self->schedule->handle, sizeof job, &job) !=
+            LV2_WORKER_SUCCESS) {
+            // Leaking one set is better than freeing on the audio thread.
+        }
+    }
+    return LV2_WORKER_SUCCESS;
+}
+
+LV2_State_Status save(LV2_Handle handle, LV2_State_Store_Function store,
+                      LV2_State_Handle state_handle, uint32_t, const LV2_Feature* const* features) {
+    auto* self = static_cast<Stemsphere*>(handle);
+    if (self->hrtf_path[0] == '\0') return LV2_STATE_SUCCESS;
+    const auto* map_path = find_feature<LV2_State_Map_Path>(features, LV2_STATE__mapPath);
+    const auto* free_path = find_feature<LV2_State_Free_Path>(features, LV2_STATE__freePath);
+    char* abstract =
+        map_path != nullptr ? map_path->abstract_path(map_path->handle, self->hrtf_path) : nullptr;
+    const char* value = abstract != nullptr ? abstract : self->hrtf_path;
+    const LV2_State_Status status =
+        store(state_handle, self->uris.hrtf_file, value, std::strlen(value) + 1,
+              self->uris.atom_Path, LV2_STATE_IS_POD | LV2_STATE_IS_PORTABLE);
+    free_mapped_path(free_path, abstract);
+    return status;
+}
+
+// Not declared threadSafeRestore: the host never runs restore() concurrently with run(), so the
+// set is loaded and swapped here directly.
+LV2_State_Status restore(LV2_Handle handle, LV2_State_Retrieve_Function retrieve,
+                         LV2_State_Handle state_handle, uint32_t,
+                         const LV2_Feature* const* features) {
+    auto* self = static_cast<Stemsphere*>(handle);
+    size_t size = 0;
+    uint32_t type = 0;
+    uint32_t flags = 0;
+    const void* value = retrieve(state_handle, self->uris.hrtf_file, &size, &type, &flags);
+    if (value == nullptr) return LV2_STATE_SUCCESS;  // nothing saved: keep the current set
+    if (type != self->uris.atom_Path || size == 0 || size >= kMaxPath) {
+        lv2_log_error(&self->logger, "Stemsphere: ignoring malformed saved HRTF path\n");
+        return LV2_STATE_ERR_BAD_TYPE;
+    }
+    const auto* map_path = find_feature<LV2_State_Map_Path>(features, LV2_STATE__mapPath);
+    const auto* free_path = find_feature<LV2_State_Free_Path>(features, LV2_STATE__freePath);
+    std::string stored(static_cast<const char*>(value),
+                       strnlen(static_cast<const char*>(value), size));
+    char* absolute =
+        map_path != nullptr ? map_path->absolute_path(map_path->handle, stored.c_str()) : nullptr;
+    const std::string path = absolute != nullptr ? absolute : stored;
+    free_mapped_path(free_path, absolute);
+    if (path == self->hrtf_path) return LV2_STATE_SUCCESS;
+    auto set = self->load_hrtf(path.c_str());
+    if (!set) return LV2_STATE_SUCCESS;  // logged; the previous set stays active
+    delete self->install(std::move(set), path.c_str());
+    return LV2_STATE_SUCCESS;
+}
+
+const void* extension_data(const char* uri) {
+    static const LV2_Worker_Interface worker = {work, work_response, nullptr};
+    static const LV2_State_Interface state = {save, restore};
+    if (std::strcmp(uri, LV2_WORKER__interface) == 0) return &worker;
+    if (std::strcmp(uri, LV2_STATE__interface) == 0) return &state;
     return nullptr;
 }
 

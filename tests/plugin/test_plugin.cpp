@@ -30,6 +30,12 @@ std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}) {
     return host;
 }
 
+// Binaural off: the main output is the plain sum of the stems (mixture-consistency tests).
+void plain_sum(PluginHost& host) {
+    std::string error;
+    ASSERT_TRUE(host.set_control("binaural", 0.0f, &error)) << error;
+}
+
 // Plays a stereo signal through the plugin in blocks of `block`; returns all outputs.
 struct Render {
     std::vector<std::vector<float>> out;  // audio outputs in port order
@@ -122,6 +128,7 @@ TEST(Plugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
             float reported_first = -1.0f;
             for (uint32_t block : {1u, 17u, 63u, 64u, 256u, 1000u, kMaxBlock}) {
                 auto host = make_host(rate);
+                plain_sum(*host);
                 std::string error;
                 ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
                 host->activate();
@@ -149,6 +156,7 @@ TEST(Plugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
 TEST(Plugin, StemsSumToTheDelayedInputAndTheMixEqualsIt) {
     const double rate = 44100;
     auto host = make_host(rate);
+    plain_sum(*host);
     host->activate();
     auto l = test_music(3 * 44100, rate, 2, 0.9);
     auto r = test_music(3 * 44100, rate, 3, 0.2);
@@ -186,6 +194,13 @@ TEST(Plugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
         ASSERT_TRUE(host->set_control(std::string(kStems[(i + 1) % 4]) + "_solo",
                                       static_cast<float>(i % 3 == 0), &error));
         ASSERT_TRUE(host->set_control("enabled", static_cast<float>(i % 5 != 0), &error));
+        ASSERT_TRUE(host->set_control(std::string(kStems[i % 4]) + "_azimuth",
+                                      static_cast<float>((i * 37) % 360 - 180), &error));
+        ASSERT_TRUE(host->set_control(std::string(kStems[(i + 2) % 4]) + "_distance",
+                                      0.25f + static_cast<float>(i % 7), &error));
+        ASSERT_TRUE(
+            host->set_control("head_yaw", static_cast<float>((i * 11) % 360 - 180), &error));
+        ASSERT_TRUE(host->set_control("binaural", static_cast<float>(i % 11 != 0), &error));
         const float* in[2] = {l.data() + pos, l.data() + pos};
         host->run(in, outs.data(), n);
         pos += n;
@@ -197,6 +212,7 @@ TEST(Plugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
 TEST(Plugin, NanAndInfInputCannotPoisonTheOutput) {
     const double rate = 44100;
     auto host = make_host(rate);
+    plain_sum(*host);
     host->activate();
     auto l = test_music(44100, rate, 5, 0.5);
     auto r = l;
@@ -215,19 +231,30 @@ TEST(Plugin, NanAndInfInputCannotPoisonTheOutput) {
     }
 }
 
+// activate() forgets all audio history: every later cycle plays exactly like the one before, and
+// with the plain sum (no binaural filter fade-in on the first run) like a fresh instance.
 TEST(Plugin, ActivateDeactivateCyclesStartFromSilence) {
     const double rate = 48000;
     auto l = test_music(20000, rate, 6, 0.4);
-    auto fresh = make_host(rate);
-    fresh->activate();
-    Render ref = play(*fresh, l, l, 100);
-    auto host = make_host(rate);
-    for (int cycle = 0; cycle < 5; ++cycle) {
-        host->activate();
-        Render r = play(*host, l, l, 100);
-        host->deactivate();
-        for (size_t c = 0; c < ref.out.size(); ++c) {
-            ASSERT_EQ(r.out[c], ref.out[c]) << "cycle " << cycle << " output " << c;
+    for (bool binaural : {false, true}) {
+        auto fresh = make_host(rate);
+        if (!binaural) plain_sum(*fresh);
+        fresh->activate();
+        Render ref = play(*fresh, l, l, 100);
+        auto host = make_host(rate);
+        if (!binaural) plain_sum(*host);
+        for (int cycle = 0; cycle < 4; ++cycle) {
+            host->activate();
+            Render r = play(*host, l, l, 100);
+            host->deactivate();
+            if (binaural && cycle < 2) {
+                ref = r;  // the very first run fades the HRTF filters in from nothing
+                continue;
+            }
+            for (size_t c = 0; c < ref.out.size(); ++c) {
+                ASSERT_EQ(r.out[c], ref.out[c])
+                    << "binaural " << binaural << " cycle " << cycle << " output " << c;
+            }
         }
     }
 }
@@ -253,6 +280,7 @@ TEST(Plugin, KaraokePresetRemovesTheVocalStemFromTheMix) {
     ASSERT_NE(std::find(labels.begin(), labels.end(), "Karaoke (no vocals)"), labels.end());
     ASSERT_TRUE(host->apply_preset("Karaoke (no vocals)", &error)) << error;
     EXPECT_EQ(host->control("vocals_mute"), 1.0f);
+    plain_sum(*host);
     host->activate();
     auto l = test_music(30000, rate, 8, 0.5);
     Render out = play(*host, l, l, 256);
@@ -284,6 +312,7 @@ TEST(Plugin, WorksAtEveryCommonSampleRate) {
     for (double rate : {22050.0, 32000.0, 44100.0, 48000.0, 88200.0, 96000.0, 192000.0}) {
         auto host = make_host(rate);
         ASSERT_TRUE(host) << rate;
+        plain_sum(*host);
         host->activate();
         auto l = test_music(static_cast<size_t>(rate / 2), rate, 10, 0.5);
         Render out = play(*host, l, l, 512);
@@ -291,6 +320,125 @@ TEST(Plugin, WorksAtEveryCommonSampleRate) {
         EXPECT_LE(1000.0 * static_cast<double>(lat) / rate, 25.0) << rate;
         EXPECT_LT(peak_error_db(out.out[0], l, lat), -90.0) << rate;
     }
+}
+
+constexpr const char* kHrtfFile = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";
+constexpr const char* kDefaultSofa = "/usr/share/libmysofa/default.sofa";
+
+// Runs a few blocks of silence so queued patch messages, worker jobs and notifications flow.
+void settle(PluginHost& host) {
+    std::vector<float> zeros(256, 0.0f);
+    std::vector<std::vector<float>> bufs(host.audio_output_count(), std::vector<float>(256));
+    std::vector<float*> outs;
+    for (auto& b : bufs) outs.push_back(b.data());
+    const float* in[2] = {zeros.data(), zeros.data()};
+    for (int i = 0; i < 4; ++i) host.run(in, outs.data(), 256);
+    host.wait_for_worker();
+    for (int i = 0; i < 2; ++i) host.run(in, outs.data(), 256);
+}
+
+double rms(const std::vector<float>& x, size_t from) {
+    double e = 0.0;
+    for (size_t i = from; i < x.size(); ++i)
+        e += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    return std::sqrt(e / static_cast<double>(x.size() - from));
+}
+
+TEST(PluginBinaural, DefaultKemarSetIsLoadedAndAnnounced) {
+    auto host = make_host(48000);
+    host->activate();
+    settle(*host);
+    EXPECT_EQ(host->notified_path(kHrtfFile).value_or(""), kDefaultSofa);
+}
+
+TEST(PluginBinaural, AStemOnTheLeftIsLouderInTheLeftEar) {
+    const double rate = 48000;
+    auto host = make_host(rate);
+    std::string error;
+    for (const char* s : kStems) {
+        ASSERT_TRUE(host->set_control(std::string(s) + "_azimuth", 90.0f, &error)) << error;
+        ASSERT_TRUE(host->set_control(std::string(s) + "_width", 0.0f, &error)) << error;
+    }
+    host->activate();
+    auto l = test_music(48000, rate, 11, 0.5);
+    Render out = play(*host, l, l, 256);
+    const double left = rms(out.out[0], 4800), right = rms(out.out[1], 4800);
+    EXPECT_GT(20.0 * std::log10(left / right), 6.0);
+    // The stem outputs stay dry: still the plain separation, equal in both channels here.
+    EXPECT_NEAR(rms(out.out[2], 4800), rms(out.out[3], 4800), 1e-6);
+}
+
+TEST(PluginBinaural, BadSofaFilesAreRejectedAndThePreviousSetStays) {
+    const double rate = 44100;
+    HostOptions threaded;
+    threaded.threaded_worker = true;
+    auto host = make_host(rate, threaded);
+    host->activate();
+    settle(*host);
+    ASSERT_EQ(host->notified_path(kHrtfFile).value_or(""), kDefaultSofa);
+
+    // A truncated copy of the default set, a file that is not SOFA at all, a missing file.
+    const std::string dir = ::testing::TempDir();
+    const std::string truncated = dir + "truncated.sofa";
+    const std::string garbage = dir + "garbage.sofa";
+    {
+        FILE* in = std::fopen(kDefaultSofa, "rb");
+        ASSERT_NE(in, nullptr);
+        std::vector<char> bytes(200000);
+        const size_t got = std::fread(bytes.data(), 1, bytes.size(), in);
+        std::fclose(in);
+        FILE* out = std::fopen(truncated.c_str(), "wb");
+        std::fwrite(bytes.data(), 1, got, out);
+        std::fclose(out);
+        out = std::fopen(garbage.c_str(), "wb");
+        std::fputs("this is not an HDF5 file\n", out);
+        std::fclose(out);
+    }
+    auto l = test_music(20000, rate, 12, 0.5);
+    for (const std::string& bad : {truncated, garbage, dir + "missing.sofa"}) {
+        host->clear_log();
+        std::string error;
+        ASSERT_TRUE(host->set_path_parameter(kHrtfFile, bad, &error)) << error;
+        settle(*host);
+        Render out = play(*host, l, l, 300);
+        EXPECT_EQ(host->notified_path(kHrtfFile).value_or(""), kDefaultSofa) << bad;
+        bool logged = false;
+        for (const auto& line : host->log_lines()) {
+            logged =
+                logged || (line.rfind("error:", 0) == 0 && line.find(bad) != std::string::npos);
+        }
+        EXPECT_TRUE(logged) << "no clear error logged for " << bad;
+        EXPECT_GT(rms(out.out[0], 10000), 1e-3) << "output must not go silent";
+        for (float v : out.out[0]) ASSERT_TRUE(std::isfinite(v));
+    }
+}
+
+TEST(PluginBinaural, HrtfFileIsSavedWithTheSessionAndRestored) {
+    const double rate = 48000;
+    const std::string copy = ::testing::TempDir() + "my-hrtf.sofa";
+    {
+        FILE* in = std::fopen(kDefaultSofa, "rb");
+        ASSERT_NE(in, nullptr);
+        FILE* out = std::fopen(copy.c_str(), "wb");
+        std::vector<char> buf(1 << 16);
+        size_t got;
+        while ((got = std::fread(buf.data(), 1, buf.size(), in)) > 0)
+            std::fwrite(buf.data(), 1, got, out);
+        std::fclose(in);
+        std::fclose(out);
+    }
+    auto host = make_host(rate);
+    host->activate();
+    std::string error;
+    ASSERT_TRUE(host->set_path_parameter(kHrtfFile, copy, &error)) << error;
+    settle(*host);
+    ASSERT_EQ(host->notified_path(kHrtfFile).value_or(""), copy);
+    const std::string state = host->save_state_string();
+    auto restored = make_host(rate);
+    ASSERT_TRUE(restored->restore_state_string(state, &error)) << error;
+    restored->activate();
+    settle(*restored);
+    EXPECT_EQ(restored->notified_path(kHrtfFile).value_or(""), copy);
 }
 
 }  // namespace
