@@ -73,9 +73,9 @@ def lcg_spectra(frames, bins, seed):
 
 def expected_masks(model, n_fft, rate, frames, seed):
     spec = torch.from_numpy(lcg_spectra(frames, n_fft // 2 + 1, seed))
-    w = sm.band_weights(n_fft, rate, model.bands)
+    w = sm.band_geometry(sm.band_weights(n_fft, rate, model.bands))
     with torch.no_grad():
-        feats = sm.features(spec[0], spec[1], w, n_fft).unsqueeze(0)
+        feats = sm.features(spec[0], spec[1], w, n_fft, model.bands).unsqueeze(0)
         masks = sm.bin_masks(model(feats), w)[0]  # (frames, 4, bins)
     return masks.numpy().astype("<f4")
 

@@ -59,14 +59,30 @@ def analysis_window(n_fft):
     return torch.sqrt(torch.hann_window(n_fft, periodic=True, dtype=torch.float64)).float()
 
 
-def features(left, right, weights, n_fft):
+def band_geometry(weights):
+    """Sparse form of band_weights: per bin, its lower band and the upper band's share."""
+    lower = torch.argmax((weights > 0).int(), dim=1).clamp_max(weights.shape[1] - 2)
+    frac = weights.gather(1, (lower + 1).unsqueeze(1)).squeeze(1)
+    return lower, frac
+
+
+def band_sum(power, geometry, bands):
+    """Σ_k weight(k, b) · power[..., k] with the two-band sparse weights."""
+    lower, frac = geometry
+    out = torch.zeros(*power.shape[:-1], bands, dtype=power.dtype, device=power.device)
+    out.index_add_(power.dim() - 1, lower, power * (1 - frac))
+    out.index_add_(power.dim() - 1, lower + 1, power * frac)
+    return out
+
+
+def features(left, right, geometry, n_fft, bands):
     """left/right: complex (..., frames, bins) unnormalised spectra -> (..., frames, 2B)."""
     window_energy = n_fft / 2.0  # sum of the squared sqrt-Hann window
-    norm = weights.sum(0).clamp_min(1e-12) * window_energy
+    norm = band_sum(torch.ones_like(geometry[1]), geometry, bands).clamp_min(1e-12) * window_energy
     mid = 0.5 * (left + right)
     side = 0.5 * (left - right)
-    pm = (mid.real ** 2 + mid.imag ** 2) @ weights / norm
-    ps = (side.real ** 2 + side.imag ** 2) @ weights / norm
+    pm = band_sum(mid.real ** 2 + mid.imag ** 2, geometry, bands) / norm
+    ps = band_sum(side.real ** 2 + side.imag ** 2, geometry, bands) / norm
     return torch.cat([torch.log(pm + POWER_FLOOR), torch.log(ps + POWER_FLOOR)], dim=-1)
 
 
@@ -101,9 +117,10 @@ class MaskNet(nn.Module):
         return torch.softmax(logits, dim=2)
 
 
-def bin_masks(band_masks, weights):
-    """(..., 4, B) band masks -> (..., 4, bins)."""
-    return band_masks @ weights.T
+def bin_masks(band_masks, geometry):
+    """(..., 4, B) band masks -> (..., 4, bins) by the triangular interpolation."""
+    lower, frac = geometry
+    return band_masks[..., lower] * (1 - frac) + band_masks[..., lower + 1] * frac
 
 
 LIVE = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32), kernel=3, lookahead=0)

@@ -120,7 +120,7 @@ def make_batch(pool, rng, batch, frames, device, window):
 
 
 def loss_of(model, weights, mix_spec, stem_spec):
-    feats = sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT)
+    feats = sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT, model.bands)
     masks = sm.bin_masks(model(feats), weights)  # (b, T, 4, F)
     d = model.lookahead
     t = masks.shape[1]
@@ -153,7 +153,8 @@ def main():
     rng = random.Random(args.seed)
     pool = SongPool(args.data, "train", cache=args.cache, rng=random.Random(args.seed + 1))
     window = sm.analysis_window(N_FFT).to(device)
-    weights = sm.band_weights(N_FFT, RATE, sm.VARIANTS[args.variant]["bands"]).to(device)
+    weights = sm.band_geometry(sm.band_weights(N_FFT, RATE, sm.VARIANTS[args.variant]["bands"]))
+    weights = tuple(t.to(device) for t in weights)
     model = sm.MaskNet(**sm.VARIANTS[args.variant]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     step = 0
@@ -170,7 +171,8 @@ def main():
             feats = []
             for _ in range(8):
                 mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window)
-                feats.append(sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT))
+                feats.append(sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT,
+                                         model.bands))
             f = torch.cat(feats).reshape(-1, feats[0].shape[-1])
             model.feat_mean.copy_(f.mean(0))
             model.feat_std.copy_(f.std(0).clamp_min(0.1))

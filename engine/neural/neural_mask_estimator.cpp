@@ -107,12 +107,11 @@ void NeuralMaskEstimator::reset() {
     std::fill(history_pos_.begin(), history_pos_.end(), size_t{0});
 }
 
-void NeuralMaskEstimator::matvec_add(const std::vector<float>& w_t, const float* x, size_t in,
-                                     float* y) const {
-    const size_t out = w_t.size() / in;
+void NeuralMaskEstimator::matvec_add(const float* w_t, size_t in, size_t out, const float* x,
+                                     float* y) {
     for (size_t i = 0; i < in; ++i) {
         const float xi = x[i];
-        const float* row = w_t.data() + i * out;
+        const float* row = w_t + i * out;
         for (size_t o = 0; o < out; ++o) y[o] += row[o] * xi;
     }
 }
@@ -150,7 +149,7 @@ void NeuralMaskEstimator::estimate(const std::complex<float>* left,
 
     // Input layer.
     std::copy(m.in_bias.begin(), m.in_bias.end(), hidden_.begin());
-    matvec_add(in_w_t_, features_.data(), features_.size(), hidden_.data());
+    matvec_add(in_w_t_.data(), features_.size(), c, features_.data(), hidden_.data());
     for (float& h : hidden_) h = relu(h);
 
     // Residual stack of causal dilated convolutions.
@@ -165,24 +164,19 @@ void NeuralMaskEstimator::estimate(const std::complex<float>* left,
             // Tap `tap` reads the input (K−1−tap)·d frames ago.
             const size_t back = (m.kernel - 1 - tap) * d;
             const size_t slot = (pos + slots - back) % slots;
-            const float* x = ring.data() + slot * c;
-            const float* w = conv_w_t_[l].data() + tap * c * c;
-            for (size_t i = 0; i < c; ++i) {
-                const float xi = x[i];
-                const float* row = w + i * c;
-                for (size_t o = 0; o < c; ++o) conv_out_[o] += row[o] * xi;
-            }
+            matvec_add(conv_w_t_[l].data() + tap * c * c, c, c, ring.data() + slot * c,
+                       conv_out_.data());
         }
         for (float& y : conv_out_) y = relu(y);
         std::copy(m.mix_bias[l].begin(), m.mix_bias[l].end(), mix_out_.begin());
-        matvec_add(mix_w_t_[l], conv_out_.data(), c, mix_out_.data());
+        matvec_add(mix_w_t_[l].data(), c, c, conv_out_.data(), mix_out_.data());
         for (size_t o = 0; o < c; ++o) hidden_[o] += relu(mix_out_[o]);
         pos = (pos + 1) % slots;
     }
 
     // Logits -> per-band softmax over the stems (stored back into logits_).
     std::copy(m.out_bias.begin(), m.out_bias.end(), logits_.begin());
-    matvec_add(out_w_t_, hidden_.data(), c, logits_.data());
+    matvec_add(out_w_t_.data(), c, 4 * bands_, hidden_.data(), logits_.data());
     for (size_t b = 0; b < bands_; ++b) {
         float peak = logits_[b];
         for (size_t s = 1; s < kStemCount; ++s) peak = std::max(peak, logits_[s * bands_ + b]);

@@ -31,7 +31,8 @@ class NeuralMaskEstimator final : public MaskEstimator {
     const NeuralModel& model() const { return *model_; }
 
   private:
-    void matvec_add(const std::vector<float>& w_t, const float* x, size_t in, float* y) const;
+    // y[0..out) += Wᵀ x for in-major weights w_t (in × out).
+    static void matvec_add(const float* w_t, size_t in, size_t out, const float* x, float* y);
 
     std::shared_ptr<const NeuralModel> model_;
     StftFormat format_;

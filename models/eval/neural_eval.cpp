@@ -1,0 +1,204 @@
+// stemsphere-neural-eval: runs the engine's SeparationEngine over clips with each back end (DSP,
+// Live model, Studio model), scores the stems with the project's museval-v4 scorer
+// (tools/eval) and measures the real-time factor on one core. The figures in docs/models.md come
+// from this program.
+//
+//   stemsphere-neural-eval [--live FILE] [--studio FILE] [--write DIR] CLIP_DIR...
+// A clip dir holds reference stems (<stem>.wav or .flac): vocals/drums/bass/other, or
+// vocals/accompaniment. The input is mixture := Σ reference stems (the scoring rule of
+// shared/stems/README.md).
+#include <time.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/dsp_mask_estimator.h"
+#include "engine/neural/neural_mask_estimator.h"
+#include "engine/separation_engine.h"
+#include "tools/eval/audio_file.h"
+#include "tools/eval/scoring.h"
+
+namespace fs = std::filesystem;
+using stemsphere::eval::Audio;
+using stemsphere::eval::StemSet;
+
+namespace {
+
+double thread_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+StemSet load_refs(const std::string& dir) {
+    StemSet refs;
+    for (const char* name : {"vocals", "drums", "bass", "other", "accompaniment"}) {
+        for (const char* ext : {".wav", ".flac"}) {
+            const fs::path p = fs::path(dir) / (std::string(name) + ext);
+            if (fs::exists(p)) {
+                refs[name] = stemsphere::eval::read_audio(p.string());
+                break;
+            }
+        }
+    }
+    return refs;
+}
+
+struct Separated {
+    StemSet stems;
+    double rtf = 0;  // CPU seconds per second of audio, engine + estimator, this thread
+};
+
+Separated separate(const Audio& mix, std::unique_ptr<stemsphere::MaskEstimator> estimator) {
+    if (mix.channels != 2) throw std::runtime_error("clips must be stereo");
+    const auto format = stemsphere::stft_format_for_rate(mix.sample_rate);
+    stemsphere::SeparationEngine engine(format, std::move(estimator));
+    const size_t hop = engine.hop();
+    const size_t latency = engine.hop_latency();
+    const size_t total = mix.frames() + latency;
+    const size_t hops = (total + hop - 1) / hop;
+    std::vector<float> in_l(hop), in_r(hop);
+    std::vector<std::vector<float>> out(stemsphere::kHopChannels, std::vector<float>(hop));
+    std::vector<float*> out_ptr;
+    for (auto& o : out) out_ptr.push_back(o.data());
+    Separated result;
+    for (size_t s = 0; s < stemsphere::kStemCount; ++s) {
+        Audio& a = result.stems[stemsphere::kStemNames[s]];
+        a.sample_rate = mix.sample_rate;
+        a.channels = 2;
+        a.samples.assign(mix.frames() * 2, 0.0);
+    }
+    double cpu = 0;
+    for (size_t h = 0; h < hops; ++h) {
+        for (size_t i = 0; i < hop; ++i) {
+            const size_t f = h * hop + i;
+            in_l[i] = f < mix.frames() ? static_cast<float>(mix.at(f, 0)) : 0.0f;
+            in_r[i] = f < mix.frames() ? static_cast<float>(mix.at(f, 1)) : 0.0f;
+        }
+        const double t0 = thread_seconds();
+        engine.process_hop(in_l.data(), in_r.data(), out_ptr.data());
+        cpu += thread_seconds() - t0;
+        for (size_t i = 0; i < hop; ++i) {
+            const size_t f = h * hop + i;
+            if (f < latency || f - latency >= mix.frames()) continue;
+            for (size_t s = 0; s < stemsphere::kStemCount; ++s) {
+                Audio& a = result.stems[stemsphere::kStemNames[s]];
+                for (size_t c = 0; c < 2; ++c) {
+                    a.samples[(f - latency) * 2 + c] = out[stemsphere::kDryChannels + 2 * s + c][i];
+                }
+            }
+        }
+    }
+    result.rtf = cpu / (static_cast<double>(mix.frames()) / mix.sample_rate);
+    return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string live_path, studio_path, write_dir;
+    std::vector<std::string> clips;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if ((a == "--live" || a == "--studio" || a == "--write") && i + 1 < argc) {
+            (a == "--live" ? live_path : a == "--studio" ? studio_path : write_dir) = argv[++i];
+        } else if (!a.empty() && a[0] == '-') {
+            std::cerr << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
+                         "[--write DIR] CLIP_DIR...\n";
+            return 2;
+        } else {
+            clips.push_back(a);
+        }
+    }
+    try {
+        std::vector<std::string> backends = {"dsp"};
+        std::map<std::string, std::shared_ptr<const stemsphere::NeuralModel>> models;
+        for (auto [name, path] : {std::pair{"live", live_path}, std::pair{"studio", studio_path}}) {
+            if (path.empty()) continue;
+            std::string error;
+            auto model = stemsphere::NeuralModel::load(path, &error);
+            if (!model) throw std::runtime_error(error);
+            models[name] = model;
+            backends.push_back(name);
+        }
+        std::map<std::string, std::vector<double>> means;
+        std::map<std::string, double> rtf_sum;
+        std::printf("%-36s %-7s %8s %8s %8s %8s %8s %8s %6s\n", "clip", "backend", "vocals",
+                    "drums", "bass", "other", "accomp", "mean", "RTF");
+        for (const std::string& clip : clips) {
+            const StemSet refs = load_refs(clip);
+            std::vector<std::string> targets;
+            for (const char* t : {"vocals", "drums", "bass", "other"}) {
+                if (refs.count(t)) targets.emplace_back(t);
+            }
+            std::vector<std::string> parts = targets;
+            if (targets.size() != 4) {
+                if (!refs.count("vocals") || !refs.count("accompaniment")) {
+                    throw std::runtime_error(clip + ": needs 4 stems or vocals + accompaniment");
+                }
+                targets = {"vocals", "accompaniment"};
+                parts = targets;
+            }
+            const Audio mix = stemsphere::eval::mixture_of(refs, parts);
+            for (const std::string& backend : backends) {
+                std::unique_ptr<stemsphere::MaskEstimator> est;
+                const auto format = stemsphere::stft_format_for_rate(mix.sample_rate);
+                if (backend == "dsp") {
+                    est = std::make_unique<stemsphere::DspMaskEstimator>(format);
+                } else {
+                    est =
+                        std::make_unique<stemsphere::NeuralMaskEstimator>(models[backend], format);
+                }
+                Separated sep = separate(mix, std::move(est));
+                if (targets.size() == 2) stemsphere::eval::add_accompaniment(sep.stems);
+                if (!write_dir.empty()) {
+                    const fs::path dir = fs::path(write_dir) / fs::path(clip).filename() / backend;
+                    fs::create_directories(dir);
+                    for (const auto& [name, audio] : sep.stems) {
+                        stemsphere::eval::write_audio((dir / (name + ".wav")).string(), audio);
+                    }
+                }
+                const auto score = stemsphere::eval::score_track(refs, sep.stems, targets);
+                std::map<std::string, double> by;
+                for (const auto& t : score.targets) by[t.name] = t.sdr_v4;
+                auto cell = [&](const char* n) { return by.count(n) ? by[n] : std::nan(""); };
+                std::printf("%-36.36s %-7s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %6.3f\n",
+                            fs::path(clip).filename().c_str(), backend.c_str(), cell("vocals"),
+                            cell("drums"), cell("bass"), cell("other"), cell("accompaniment"),
+                            score.mean_sdr_v4, sep.rtf);
+                means[backend].push_back(score.mean_sdr_v4);
+                rtf_sum[backend] += sep.rtf;
+            }
+        }
+        std::printf("\nmean over %zu clips (museval v4 SDR, dB; RTF = CPU s per audio s, 1 core)\n",
+                    clips.size());
+        for (const std::string& backend : backends) {
+            double s = 0;
+            size_t n = 0;
+            for (double v : means[backend]) {
+                if (std::isfinite(v)) s += v, ++n;
+            }
+            std::printf("  %-7s mean SDR %6.2f dB  (vs dsp %+5.2f dB)  RTF %.3f\n", backend.c_str(),
+                        n ? s / static_cast<double>(n) : std::nan(""),
+                        n ? s / static_cast<double>(n) -
+                                [&] {
+                                    double d = 0;
+                                    for (double v : means["dsp"]) d += v;
+                                    return d / static_cast<double>(means["dsp"].size());
+                                }()
+                          : 0.0,
+                        rtf_sum[backend] / static_cast<double>(clips.size()));
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "stemsphere-neural-eval: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,239 @@
+// Neural back end: parity with PyTorch (fixtures written by models/export.py --fixtures), model
+// file validation (corrupt / mismatched files give a clear error, never a crash), mixture
+// consistency of the masks and look-ahead bookkeeping.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "engine/neural/neural_mask_estimator.h"
+#include "engine/neural/neural_model.h"
+
+namespace stemsphere {
+namespace {
+
+const std::string kFixtures = std::string(STEMSPHERE_SOURCE_DIR) + "/models/fixtures/";
+const std::string kWeights = std::string(STEMSPHERE_SOURCE_DIR) + "/models/weights/";
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<float> read_floats(const std::string& path) {
+    const std::vector<uint8_t> b = read_bytes(path);
+    std::vector<float> f(b.size() / 4);
+    for (size_t i = 0; i < f.size(); ++i) {
+        const uint32_t u = static_cast<uint32_t>(b[4 * i]) |
+                           (static_cast<uint32_t>(b[4 * i + 1]) << 8) |
+                           (static_cast<uint32_t>(b[4 * i + 2]) << 16) |
+                           (static_cast<uint32_t>(b[4 * i + 3]) << 24);
+        std::memcpy(&f[i], &u, 4);
+    }
+    return f;
+}
+
+// The fixture input of models/export.py lcg_spectra(): bit-exact 24-bit uniforms from a 32-bit
+// LCG, scaled by a power of two per frame. Returns [channel][frame][bin].
+std::vector<std::vector<std::vector<std::complex<float>>>> lcg_spectra(size_t frames, size_t bins,
+                                                                       uint32_t seed) {
+    uint32_t state = seed;
+    std::vector<std::vector<std::vector<std::complex<float>>>> out(
+        2, std::vector<std::vector<std::complex<float>>>(frames,
+                                                         std::vector<std::complex<float>>(bins)));
+    for (size_t t = 0; t < frames; ++t) {
+        const float scale = std::ldexp(64.0f, static_cast<int>(t % 7) - 3);
+        for (size_t c = 0; c < 2; ++c) {
+            for (size_t k = 0; k < bins; ++k) {
+                float v[2];
+                for (float& x : v) {
+                    state = state * 1664525u + 1013904223u;
+                    x = static_cast<float>((state >> 8) & 0xFFFFFFu) / 16777216.0f - 0.5f;
+                }
+                out[c][t][k] = {v[0] * scale, v[1] * scale};
+            }
+        }
+    }
+    return out;
+}
+
+// Runs `model` over the fixture input and returns the max |C++ − PyTorch| over all masks.
+float parity_error(const std::string& model_file, const std::string& expected_file, size_t fft_size,
+                   size_t frames, uint32_t seed) {
+    std::string error;
+    auto model = NeuralModel::load(model_file, &error);
+    EXPECT_TRUE(model) << error;
+    if (!model) return INFINITY;
+    StftFormat format{44100.0, fft_size, fft_size / 4};
+    NeuralMaskEstimator estimator(model, format);
+    const size_t bins = format.bins();
+    const auto input = lcg_spectra(frames, bins, seed);
+    const std::vector<float> expected = read_floats(expected_file);
+    EXPECT_EQ(expected.size(), frames * kStemCount * bins);
+    if (expected.size() != frames * kStemCount * bins) return INFINITY;
+    std::vector<float> masks(kStemCount * bins);
+    float worst = 0.0f;
+    for (size_t t = 0; t < frames; ++t) {
+        estimator.estimate(input[0][t].data(), input[1][t].data(), masks.data());
+        for (size_t i = 0; i < masks.size(); ++i) {
+            worst = std::max(worst, std::abs(masks[i] - expected[t * masks.size() + i]));
+        }
+    }
+    return worst;
+}
+
+TEST(NeuralEstimator, TinyModelMatchesPyTorch) {
+    const float err =
+        parity_error(kFixtures + "tiny.stsnn", kFixtures + "tiny_expected.f32", 128, 48, 7);
+    std::printf("tiny model: max |C++ - PyTorch| = %.3g\n", static_cast<double>(err));
+    EXPECT_LE(err, 1e-4f);
+}
+
+TEST(NeuralEstimator, ShippedModelsMatchPyTorch) {
+    for (const char* variant : {"live", "studio"}) {
+        const std::string expected = kFixtures + variant + "_expected.f32";
+        ASSERT_FALSE(read_bytes(expected).empty()) << "missing fixture " << expected;
+        const float err = parity_error(kWeights + variant + ".stsnn", expected, 1024, 12, 11);
+        std::printf("%s model: max |C++ - PyTorch| = %.3g\n", variant, static_cast<double>(err));
+        EXPECT_LE(err, 1e-4f) << variant;
+    }
+}
+
+TEST(NeuralEstimator, MasksSumToOneAtEveryRate) {
+    std::string error;
+    auto model = NeuralModel::load(kWeights + "live.stsnn", &error);
+    ASSERT_TRUE(model) << error;
+    for (double rate : {22050.0, 44100.0, 48000.0, 96000.0, 192000.0}) {
+        const size_t n = rate < 30000 ? 512 : rate < 60000 ? 1024 : rate < 120000 ? 2048 : 4096;
+        StftFormat format{rate, n, n / 4};
+        NeuralMaskEstimator estimator(model, format);
+        const auto input = lcg_spectra(20, format.bins(), 3);
+        std::vector<float> masks(kStemCount * format.bins());
+        for (size_t t = 0; t < 20; ++t) {
+            estimator.estimate(input[0][t].data(), input[1][t].data(), masks.data());
+            for (size_t k = 0; k < format.bins(); ++k) {
+                float sum = 0.0f;
+                for (size_t s = 0; s < kStemCount; ++s) {
+                    const float m = masks[s * format.bins() + k];
+                    ASSERT_GE(m, 0.0f);
+                    ASSERT_LE(m, 1.0f);
+                    sum += m;
+                }
+                ASSERT_NEAR(sum, 1.0f, 1e-5f) << "rate " << rate << " bin " << k;
+            }
+        }
+    }
+}
+
+TEST(NeuralEstimator, ResetForgetsHistoryAndNaNDoesNotPersist) {
+    std::string error;
+    auto model = NeuralModel::load(kWeights + "studio.stsnn", &error);
+    ASSERT_TRUE(model) << error;
+    StftFormat format{};
+    NeuralMaskEstimator estimator(model, format);
+    EXPECT_EQ(estimator.lookahead_frames(), model->lookahead);
+    EXPECT_GT(estimator.lookahead_frames(), 0u);
+    const size_t frames = 40;
+    const auto input = lcg_spectra(frames, format.bins(), 5);
+    std::vector<float> first(kStemCount * format.bins()), again(first.size());
+    for (size_t t = 0; t < frames; ++t) {
+        estimator.estimate(input[0][t].data(), input[1][t].data(), first.data());
+    }
+    // Poison the history with NaN frames, then reset: the same input must give the same masks.
+    std::vector<std::complex<float>> nan_frame(format.bins(), {NAN, INFINITY});
+    for (int i = 0; i < 3; ++i)
+        estimator.estimate(nan_frame.data(), nan_frame.data(), again.data());
+    for (float m : again) ASSERT_TRUE(std::isfinite(m));
+    estimator.reset();
+    for (size_t t = 0; t < frames; ++t) {
+        estimator.estimate(input[0][t].data(), input[1][t].data(), again.data());
+    }
+    EXPECT_EQ(first, again);
+}
+
+std::string parse_error(const std::vector<uint8_t>& bytes) {
+    std::string error;
+    auto model = NeuralModel::parse(bytes.data(), bytes.size(), &error);
+    EXPECT_FALSE(model);
+    return error;
+}
+
+// Rewrites the trailing checksum so a deliberately edited file passes the CRC and reaches the
+// structural checks behind it.
+void reseal(std::vector<uint8_t>& bytes) {
+    const uint32_t crc = crc32(bytes.data(), bytes.size() - 4);
+    for (int i = 0; i < 4; ++i) bytes[bytes.size() - 4 + i] = static_cast<uint8_t>(crc >> (8 * i));
+}
+
+TEST(NeuralModelFile, CorruptOrMismatchedFilesGiveClearErrors) {
+    const std::vector<uint8_t> good = read_bytes(kFixtures + "tiny.stsnn");
+    ASSERT_GT(good.size(), 64u);
+    std::string error;
+    ASSERT_TRUE(NeuralModel::parse(good.data(), good.size(), &error)) << error;
+
+    EXPECT_NE(parse_error({}).find("bad magic"), std::string::npos);
+    std::vector<uint8_t> bad = good;
+    bad[0] = 'X';
+    EXPECT_NE(parse_error(bad).find("bad magic"), std::string::npos);
+
+    bad = good;
+    bad[good.size() / 2] ^= 0x40;  // one flipped bit in the weights
+    EXPECT_NE(parse_error(bad).find("checksum"), std::string::npos);
+
+    bad.assign(good.begin(), good.end() - 100);  // truncated
+    EXPECT_NE(parse_error(bad).find("checksum"), std::string::npos);
+
+    bad = good;
+    bad[8] = 2;  // a future format version
+    reseal(bad);
+    EXPECT_NE(parse_error(bad).find("format version 2"), std::string::npos);
+
+    bad = good;
+    bad[20] = 9;  // channels 8 -> 9: tensors no longer fit the header
+    reseal(bad);
+    EXPECT_NE(parse_error(bad).find("wrong size"), std::string::npos);
+
+    bad = good;
+    bad[16] = 0xFF;  // absurd band count
+    bad[17] = 0xFF;
+    reseal(bad);
+    EXPECT_NE(parse_error(bad).find("out of range"), std::string::npos);
+
+    // Every truncation point and every single-byte corruption fails cleanly (no crash, no model).
+    for (size_t cut = 0; cut < good.size(); cut += 7) {
+        std::vector<uint8_t> part(good.begin(), good.begin() + static_cast<long>(cut));
+        std::string why;
+        EXPECT_FALSE(NeuralModel::parse(part.data(), part.size(), &why));
+        EXPECT_FALSE(why.empty());
+    }
+
+    EXPECT_FALSE(NeuralModel::load("/nonexistent/model.stsnn", &error));
+    EXPECT_NE(error.find("cannot open"), std::string::npos);
+
+    StftFormat format{};
+    EXPECT_FALSE(make_neural_estimator(kFixtures + "tiny_expected.f32", format, &error));
+    EXPECT_NE(error.find("model file"), std::string::npos);
+}
+
+TEST(NeuralModelFile, ShippedModelsDescribeThemselves) {
+    std::string error;
+    auto live = NeuralModel::load(kWeights + "live.stsnn", &error);
+    ASSERT_TRUE(live) << error;
+    auto studio = NeuralModel::load(kWeights + "studio.stsnn", &error);
+    ASSERT_TRUE(studio) << error;
+    EXPECT_EQ(live->variant, NeuralVariant::kLive);
+    EXPECT_EQ(live->lookahead, 0u);  // Live: total latency = STFT only (≤ 25 ms)
+    EXPECT_EQ(studio->variant, NeuralVariant::kStudio);
+    // Studio look-ahead ≤ 1 s at 44.1 kHz including the STFT window.
+    const StftFormat format{};
+    EXPECT_LE(static_cast<double>(format.fft_size + studio->lookahead * format.hop) / 44100.0, 1.0);
+}
+
+}  // namespace
+}  // namespace stemsphere
