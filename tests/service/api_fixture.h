@@ -64,11 +64,14 @@ class TestServer {
         thread_.join();
         server_.reset();
         db_.reset();
-        if (url_.rfind("sqlite:", 0) == 0) {
+        if (remove_database_ && url_.rfind("sqlite:", 0) == 0) {
             std::error_code ec;
             std::filesystem::remove_all(std::filesystem::path(url_.substr(7)).parent_path(), ec);
         }
     }
+
+    // The SQLite file outlives this server (for a test that goes on with another process).
+    void keep_database() { remove_database_ = false; }
 
     int64_t now() const { return system_now_us() + offset_us_.load(); }
     void advance_seconds(int64_t s) { offset_us_ += s * 1'000'000; }
@@ -154,6 +157,7 @@ class TestServer {
     std::thread thread_;
     int port_ = 0;
     std::atomic<int64_t> offset_us_{0};
+    bool remove_database_ = true;
 };
 
 }  // namespace stemsphere::service::testing
