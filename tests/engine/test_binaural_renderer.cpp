@@ -228,7 +228,7 @@ double max_abs_difference(const Stereo& a, const Stereo& b) {
 TEST(BinauralRenderer, HeadRotationEqualsCounterRotatedSources) {
     REQUIRE_DEFAULT_SOFA();
     const HrtfSet& set = hrtf_at(48000.0);
-    const auto x = noise(6000, 3);
+    const auto x = noise(6144, 3);
     struct Case {
         float yaw, pitch, roll;  // head
         float az, el;            // source with that head
@@ -260,7 +260,7 @@ double rms_db(const std::vector<float>& x, size_t from) {
 TEST(BinauralRenderer, DistanceFollowsInverseLawWithAirAbsorption) {
     REQUIRE_DEFAULT_SOFA();
     const HrtfSet& set = hrtf_at(48000.0);
-    const auto low = sine(24000, 48000.0, 200.0, 0.5f), high = sine(24000, 48000.0, 10000.0, 0.5f);
+    const auto low = sine(24064, 48000.0, 200.0, 0.5f), high = sine(24064, 48000.0, 10000.0, 0.5f);
     auto level = [&](const std::vector<float>& x, float distance) {
         auto r = make_renderer(set, 256);
         r->set_source(3, 30.0f, 0.0f, distance, 0.0f);
@@ -308,7 +308,7 @@ ClickFigures click_figures(const Stereo& s, size_t at, double rate) {
 TEST(BinauralRenderer, SourceJumpDoesNotClick) {
     REQUIRE_DEFAULT_SOFA();
     const HrtfSet& set = hrtf_at(48000.0);
-    const size_t frames = 48000;
+    const size_t frames = 48128;  // a multiple of every block size used
     const auto tone = sine(frames, 48000.0, 500.0, 0.5f);
     const Inputs in{&tone};
     struct Mode {
@@ -350,7 +350,7 @@ TEST(BinauralRenderer, SourceJumpDoesNotClick) {
 TEST(BinauralRenderer, SweepAroundTheHeadStaysClean) {
     REQUIRE_DEFAULT_SOFA();
     const HrtfSet& set = hrtf_at(48000.0);
-    const size_t frames = 48000;
+    const size_t frames = 48128;  // a multiple of every block size used
     const auto tone = sine(frames, 48000.0, 500.0, 0.5f);
     for (uint32_t block : {32u, 64u, 512u}) {
         auto r = make_renderer(set, block);
@@ -430,7 +430,7 @@ TEST(BinauralRenderer, HrtfSwapIsValidatedAndSmooth) {
     EXPECT_EQ(r->hrtf(), &short_set);
 
     auto s = make_renderer(full, 256);
-    const size_t frames = 48000;
+    const size_t frames = 48128;  // a multiple of every block size used
     const auto tone = sine(frames, 48000.0, 500.0, 0.5f);
     s->set_source(0, 60.0f, 0.0f, 1.0f, 0.0f);
     const Stereo out = render(*s, {&tone}, frames, {256}, [&](size_t pos) {
