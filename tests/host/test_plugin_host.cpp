@@ -329,6 +329,29 @@ TEST(PluginHost, HeapCounterCatchesTheLeakyPluginAndClearsTheCleanOne) {
     EXPECT_EQ(counter.calls_in_run(), 0u);
 }
 
+TEST(PluginHost, ItsOwnRunPathDoesNotTouchTheHeap) {
+    if (!stemsphere::test::HeapCounter::available()) GTEST_SKIP() << "skipped: sanitizer build";
+    for (bool threaded : {false, true}) {
+        HostOptions options;
+        options.threaded_worker = threaded;
+        auto host = make_host(kStems, options);
+        ASSERT_TRUE(host);
+        host->activate();
+        const auto input = test_signal(kMaxBlock);
+        std::vector<std::vector<float>> out(host->audio_output_count(),
+                                            std::vector<float>(kMaxBlock));
+        std::vector<float*> outs;
+        for (auto& channel : out) outs.push_back(channel.data());
+        const float* in[2] = {input.data(), nullptr};
+        stemsphere::test::HeapCounter counter;
+        PluginHost::set_run_observer(nullptr, nullptr);  // count the whole of run(), by hand
+        stemsphere::test::heap_counting_enter();
+        for (uint32_t n : {1u, 63u, 500u, kMaxBlock}) host->run(in, outs.data(), n);
+        stemsphere::test::heap_counting_leave();
+        EXPECT_EQ(counter.calls_in_run(), 0u) << (threaded ? "threaded" : "synchronous");
+    }
+}
+
 TEST(PluginHost, LoadsFromLv2PathLikeOtherHosts) {
     const std::string dir = std::filesystem::path(HOST_FIXTURE_BUNDLE).parent_path().string();
     ASSERT_EQ(setenv("LV2_PATH", dir.c_str(), 1), 0);

@@ -4,7 +4,8 @@
 //
 // Threading: one PluginHost is driven from one thread (create, controls, run, state). The plugin
 // may call back from its worker thread (urid:map, log:log, worker respond); those paths are
-// thread-safe. Only run() is meant to be real-time: it does not allocate or lock itself.
+// thread-safe. Only run() is meant to be real-time: it does not allocate or lock itself (except
+// to record a path the plugin announces on its notify port, see notified_path()).
 
 #include <lilv/lilv.h>
 #include <lv2/atom/atom.h>
