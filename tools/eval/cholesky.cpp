@@ -19,14 +19,30 @@ constexpr size_t kBlock = 16;
 #define STEMSPHERE_SIMD_CLONES
 #endif
 
-// acc[b] -= Σ_{q < count} w[q·kBlock + b] · l[q] for every lane b of the block.
+// acc[b] -= Σ_{q < count} w[q·kBlock + b] · l[q] for every lane b of the block. The 16 lanes are
+// held in four 4-double vectors (GCC vector extension: AVX registers in the AVX2 clone, pairs of
+// SSE2 registers otherwise); each q adds one product per lane, in the order of the scalar loop.
+using Lanes4 = double __attribute__((vector_size(32)));
+// Unaligned, aliasing view of 4 doubles in a double array.
+using Lanes4View = double __attribute__((vector_size(32), aligned(8), may_alias));
+static_assert(kBlock == 16, "subtract_block_dots holds the block in four Lanes4");
+
 STEMSPHERE_SIMD_CLONES void subtract_block_dots(const double* w, const double* l, size_t count,
                                                 double* acc) {
+    auto* out = reinterpret_cast<Lanes4View*>(acc);
+    Lanes4 a0 = out[0], a1 = out[1], a2 = out[2], a3 = out[3];
     for (size_t q = 0; q < count; ++q) {
-        const double lq = l[q];
-        const double* wq = w + q * kBlock;
-        for (size_t b = 0; b < kBlock; ++b) acc[b] -= wq[b] * lq;
+        const Lanes4 lq = Lanes4{} + l[q];
+        const auto* x = reinterpret_cast<const Lanes4View*>(w + q * kBlock);
+        a0 -= x[0] * lq;
+        a1 -= x[1] * lq;
+        a2 -= x[2] * lq;
+        a3 -= x[3] * lq;
     }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
 }
 
 }  // namespace
