@@ -164,6 +164,8 @@ TEST_F(EvalCli, UnreadableAudioAndBadArgumentsAreErrors) {
     EXPECT_EQ(run("--ref " + q(ref)).status, 2);
     EXPECT_EQ(run("--ref " + q(ref) + " --est " + q(ref) + " --bogus").status, 2);
     EXPECT_EQ(run("oracle --ref " + q(ref) + " --out " + q(dir_ / "o") + " --nfft -5").status, 2);
+    EXPECT_EQ(
+        run("oracle --ref " + q(ref) + " --out " + q(dir_ / "o") + " --nfft 4294967296").status, 2);
     EXPECT_NE(
         run("oracle --ref " + q(ref) + " --out " + q(dir_ / "o") + " --nfft 1000 --hop 300").status,
         0);

@@ -188,6 +188,8 @@ int run_estimator(const Args& args) {
     if (args.command == "oracle") {
         const size_t nfft = positive(args, "--nfft", 4096);
         const size_t hop = positive(args, "--hop", nfft / 4);
+        constexpr size_t kMaxFft = size_t{1} << 20;
+        if (nfft > kMaxFft) throw UsageError("--nfft must be at most 1048576");
         auto mask = stemsphere::eval::OracleMask::kPower;
         if (args.values.count("--mask") != 0) {
             const std::string& m = args.values.at("--mask");
