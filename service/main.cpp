@@ -26,8 +26,10 @@ const char kUsage[] =
     "  --webhook-secret S     payment webhook secret (or env STEMSPHERE_WEBHOOK_SECRET)\n"
     "  --price MT             milli-tokens per minute of metered audio, default 1000\n"
     "  --signin-rate N        sign-ins per minute per IP (per account: N/4), default 20\n"
+    "  --signup-rate N        sign-ups per minute per IP, default 10\n"
     "  --lease-rate N         lease requests per minute per account, default 600\n"
     "  --sweep-ms N           expiry sweeper period, default 5000\n"
+    "  --max-open-leases N    open leases per account, default 16\n"
     "\n"
     "admin commands (print JSON):\n"
     "  grant --account ID --amount MT --category subscription|purchase|promo --id GRANT_ID\n"
@@ -215,9 +217,17 @@ int main(int argc, char** argv) {
                 config.signin_per_minute_ip = std::stod(value());
                 config.signin_per_minute_account = config.signin_per_minute_ip / 4;
                 if (!(config.signin_per_minute_ip > 0)) throw std::invalid_argument("bad rate");
+            } else if (a == "--signup-rate") {
+                config.signup_per_minute_ip = std::stod(value());
+                if (!(config.signup_per_minute_ip > 0)) throw std::invalid_argument("bad rate");
             } else if (a == "--lease-rate") {
                 config.lease_per_minute_account = std::stod(value());
                 if (!(config.lease_per_minute_account > 0)) throw std::invalid_argument("bad rate");
+            } else if (a == "--max-open-leases") {
+                config.ledger.max_open_leases = std::stoll(value());
+                if (config.ledger.max_open_leases < 1) {
+                    throw std::invalid_argument("--max-open-leases must be ≥ 1");
+                }
             } else if (a == "--sweep-ms") {
                 config.sweep_interval_ms = std::stoll(value());
                 if (config.sweep_interval_ms < 10) throw std::invalid_argument("--sweep-ms ≥ 10");
