@@ -99,7 +99,7 @@ struct DelayedSpanProjector::Impl {
 };
 
 DelayedSpanProjector::DelayedSpanProjector(std::vector<std::vector<double>> channels, size_t taps)
-    : channels_(std::move(channels)), taps_(taps), impl_(nullptr) {
+    : channels_(std::move(channels)), taps_(taps) {
     if (channels_.empty() || taps_ == 0) throw std::invalid_argument("projector: no channels");
     const size_t frames = channels_.front().size();
     for (const auto& c : channels_) {
@@ -107,7 +107,8 @@ DelayedSpanProjector::DelayedSpanProjector(std::vector<std::vector<double>> chan
     }
     // Room for the full linear convolution of a frames-long channel with a taps-long filter,
     // plus the taps − 1 zeros mir_eval pads with: no circular wrap in correlations or projections.
-    auto impl = std::make_unique<Impl>(next_pow2(frames + 2 * taps_ - 2));
+    impl_ = std::make_unique<Impl>(next_pow2(frames + 2 * taps_ - 2));
+    Impl* impl = impl_.get();
     const size_t k_count = channels_.size();
     for (const auto& c : channels_) impl->spectra.push_back(impl->fft.forward(c));
     const size_t lags = 2 * taps_ - 1;
@@ -136,12 +137,9 @@ DelayedSpanProjector::DelayedSpanProjector(std::vector<std::vector<double>> chan
             const size_t lag_index = (v2 % t) + (t - 1) - (v1 % t);
             return r[(k1 * k_count + k2) * lags + lag_index];
         });
-    impl_ = impl.release();
 }
 
-DelayedSpanProjector::~DelayedSpanProjector() {
-    delete impl_;
-}
+DelayedSpanProjector::~DelayedSpanProjector() = default;
 
 size_t DelayedSpanProjector::rank() const {
     return impl_->gram->rank();

@@ -5,6 +5,7 @@
 // Gram matrices come from FFT correlations, the systems from a semidefinite Cholesky (cholesky.h),
 // the projections from FFT convolution, all in double precision.
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "tools/eval/audio_file.h"
@@ -36,7 +37,7 @@ class DelayedSpanProjector {
     struct Impl;
     std::vector<std::vector<double>> channels_;
     size_t taps_;
-    Impl* impl_;
+    std::unique_ptr<Impl> impl_;
 };
 
 // Per-source scores; permutation[j] = index of the estimate matched with reference j. For
