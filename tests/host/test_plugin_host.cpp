@@ -1,6 +1,7 @@
 // The host library against the fixture plugins (tests/host/fixture): what a plugin sees and what
 // a caller gets back, including clear errors for everything a host can refuse.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -76,11 +77,23 @@ std::vector<float> test_signal(size_t frames) {
     return x;
 }
 
-std::string temp_file(const std::string& name, const std::string& content) {
-    const auto path = std::filesystem::temp_directory_path() / name;
-    std::ofstream(path) << content;
-    return path.string();
-}
+// A small file the fixture reads as its "scale"; removed again at the end of the test. Named per
+// process: other checkouts may run the same tests on the same machine at once.
+class TempFile {
+  public:
+    TempFile(const std::string& name, const std::string& content)
+        : path_((std::filesystem::temp_directory_path() / (std::to_string(getpid()) + "-" + name))
+                    .string()) {
+        std::ofstream(path_) << content;
+    }
+    ~TempFile() { std::filesystem::remove(path_); }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    operator const std::string&() const { return path_; }
+
+  private:
+    std::string path_;
+};
 
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
@@ -206,7 +219,7 @@ TEST(PluginHost, PathParameterReachesThePluginThroughTheWorker) {
     auto host = make_host(kStems);
     ASSERT_TRUE(host);
     host->activate();
-    const std::string file = temp_file("stemsphere-host-scale-half.txt", "0.5\n");
+    const TempFile file("stemsphere-host-scale-half.txt", "0.5\n");
     std::string error;
     ASSERT_TRUE(host->set_path_parameter(kPathProperty, file, &error)) << error;
     const auto input = test_signal(2048);
@@ -232,7 +245,7 @@ TEST(PluginHost, PathParameterReachesThePluginThroughTheWorker) {
 }
 
 TEST(PluginHost, StateRoundTripGivesBitIdenticalOutput) {
-    const std::string file = temp_file("stemsphere-host-scale-quarter.txt", "0.25\n");
+    const TempFile file("stemsphere-host-scale-quarter.txt", "0.25\n");
     const auto input = test_signal(6000);
     auto host = make_host(kStems);
     ASSERT_TRUE(host);
@@ -265,7 +278,7 @@ TEST(PluginHost, StateRoundTripGivesBitIdenticalOutput) {
 }
 
 TEST(PluginHost, ThreadedWorkerGivesTheSameOutputAsTheSynchronousOne) {
-    const std::string file = temp_file("stemsphere-host-scale-threaded.txt", "0.75\n");
+    const TempFile file("stemsphere-host-scale-threaded.txt", "0.75\n");
     const auto input = test_signal(8192);
     std::vector<std::vector<std::vector<float>>> results;
     for (bool threaded : {false, true}) {
@@ -320,7 +333,7 @@ TEST(PluginHost, HeapCounterCatchesTheLeakyPluginAndClearsTheCleanOne) {
     auto clean = make_host(kStems);
     ASSERT_TRUE(clean);
     clean->activate();
-    const std::string file = temp_file("stemsphere-host-scale-heap.txt", "0.5\n");
+    const TempFile file("stemsphere-host-scale-heap.txt", "0.5\n");
     ASSERT_TRUE(clean->set_path_parameter(kPathProperty, file, nullptr));
     stemsphere::test::HeapCounter counter;
     play(*clean, input, 256);  // includes a synchronous work() with file I/O: not run()'s
