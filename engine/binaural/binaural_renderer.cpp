@@ -14,21 +14,39 @@ namespace {
 constexpr double kDegToRad = std::numbers::pi / 180.0;
 constexpr uint32_t kVectorWidth = 16;  // floats; stride multiple keeps loops free of tails
 
+// Four floats in one SSE/NEON register (GCC/Clang vector extension): GCC's -O2 cost model does
+// not vectorise these loops by itself, and -march flags are not an option for a shipped binary.
+typedef float Float4 __attribute__((vector_size(16)));
+
+inline Float4 load4(const float* p) {
+    Float4 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void store4(float* p, Float4 v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
 // acc{0,1} += x * h{0,1} (complex, split re/im) for both ears in one pass over x.
-void multiply_accumulate(const float* __restrict xr, const float* __restrict xi,
-                         const float* __restrict h0r, const float* __restrict h0i,
-                         const float* __restrict h1r, const float* __restrict h1i,
-                         float* __restrict a0r, float* __restrict a0i, float* __restrict a1r,
-                         float* __restrict a1i, uint32_t n) {
+void multiply_accumulate(const float* xr, const float* xi, const float* h0r, const float* h0i,
+                         const float* h1r, const float* h1i, float* a0r, float* a0i, float* a1r,
+                         float* a1i, uint32_t n) {
     assert(n % kVectorWidth == 0);
-    for (uint32_t base = 0; base < n; base += kVectorWidth) {
-        for (uint32_t k = base; k < base + kVectorWidth; ++k) {
-            a0r[k] += xr[k] * h0r[k] - xi[k] * h0i[k];
-            a0i[k] += xr[k] * h0i[k] + xi[k] * h0r[k];
-            a1r[k] += xr[k] * h1r[k] - xi[k] * h1i[k];
-            a1i[k] += xr[k] * h1i[k] + xi[k] * h1r[k];
-        }
+    for (uint32_t k = 0; k < n; k += 4) {
+        const Float4 r = load4(xr + k), i = load4(xi + k);
+        const Float4 p0r = load4(h0r + k), p0i = load4(h0i + k);
+        const Float4 p1r = load4(h1r + k), p1i = load4(h1i + k);
+        store4(a0r + k, load4(a0r + k) + r * p0r - i * p0i);
+        store4(a0i + k, load4(a0i + k) + r * p0i + i * p0r);
+        store4(a1r + k, load4(a1r + k) + r * p1r - i * p1i);
+        store4(a1i + k, load4(a1i + k) + r * p1i + i * p1r);
     }
+}
+
+// out = a - b over n floats (n a multiple of kVectorWidth).
+void difference(const float* a, const float* b, float* out, size_t n) {
+    assert(n % kVectorWidth == 0);
+    for (size_t k = 0; k < n; k += 4) store4(out + k, load4(a + k) - load4(b + k));
 }
 
 // Air absorption as a one-pole low-pass whose cutoff falls as 1/r beyond 1 m (22 kHz at 1 m,
@@ -49,6 +67,8 @@ BinauralRenderer::BinauralRenderer(const Config& config)
       bins_(config.block_frames + 1),
       stride_(0),
       update_interval_frames_(0),
+      settle_frames_(0),
+      update_cos_(1.0),
       fft_(2 * size_t{std::max<uint32_t>(config.block_frames, 1)}),
       scratch_(config.max_filter_taps) {
     if (block_ < 1 || block_ > 16384) throw std::invalid_argument("block_frames out of range");
@@ -60,13 +80,16 @@ BinauralRenderer::BinauralRenderer(const Config& config)
     }
     partitions_ = (config_.max_filter_taps + block_ - 1) / block_;
     stride_ = (bins_ + kVectorWidth - 1) / kVectorWidth * kVectorWidth;
-    update_interval_frames_ =
-        static_cast<uint32_t>(std::lround(config_.min_update_interval_s * config_.sample_rate));
+    update_interval_frames_ = static_cast<uint32_t>(
+        std::lround(std::max(0.0, config_.min_update_interval_s) * config_.sample_rate));
+    settle_frames_ = static_cast<uint32_t>(
+        std::lround(std::clamp(config_.settle_s, 0.0, 10.0) * config_.sample_rate));
+    update_cos_ = std::cos(std::clamp(config_.min_update_angle_deg, 0.0, 90.0) * kDegToRad);
 
     const size_t spectrum = 2 * size_t{stride_};  // re + im
     const size_t per_source = 2 * size_t{block_} + partitions_ * spectrum +
                               2 * (2 * partitions_ * spectrum);  // history, FDL, filters, deltas
-    const size_t total = kVirtualSourceCount * per_source + 2 * (2 * spectrum) +
+    const size_t total = kVirtualSourceCount * per_source + 2 * (2 * spectrum) + spectrum +
                          2 * size_t{partitions_} * block_ + 2 * size_t{block_} +
                          kVirtualSourceCount * size_t{block_} + 2 * size_t{block_};
     storage_.assign(total, 0.0f);
@@ -84,6 +107,7 @@ BinauralRenderer::BinauralRenderer(const Config& config)
     }
     accumulators_ = take(2 * spectrum);
     differences_ = take(2 * spectrum);
+    new_spectrum_ = take(spectrum);
     filter_time_ = take(2 * size_t{partitions_} * block_);
     fade_out_ = take(block_);
     zeros_ = take(block_);
@@ -191,14 +215,15 @@ void BinauralRenderer::design_source(VirtualSource& s, const Vec3& head_directio
                               left, right);
     }
     // Partition spectra of the new filters, scaled by the inverse FFT's 1/(2B); deltas keep
-    // old - new for this block's cross-fade.
+    // old - new for this block's cross-fade. Partitions beyond both filters stay zero.
     const auto scale = static_cast<float>(1.0 / (2.0 * block_));
+    const uint32_t touched = std::max(used, s.partitions);
     for (int ear = 0; ear < 2; ++ear) {
         const float* filter = ear == 0 ? left : right;
-        for (uint32_t p = 0; p < partitions_; ++p) {
+        for (uint32_t p = 0; p < touched; ++p) {
             float* h = s.filters + (size_t(ear) * partitions_ + p) * spectrum;
             float* d = s.deltas + (size_t(ear) * partitions_ + p) * spectrum;
-            std::memcpy(d, h, spectrum * sizeof(float));
+            float* fresh = new_spectrum_;
             if (p < used) {
                 float* t = fft_.time();
                 const uint32_t begin = p * block_;
@@ -206,15 +231,19 @@ void BinauralRenderer::design_source(VirtualSource& s, const Vec3& head_directio
                 for (uint32_t i = 0; i < count; ++i) t[i] = filter[begin + i] * scale;
                 std::fill(t + count, t + 2 * size_t{block_}, 0.0f);
                 fft_.forward();
-                const std::complex<float>* x = fft_.spectrum();
-                for (uint32_t k = 0; k < bins_; ++k)
-                    h[k] = x[k].real(), h[stride_ + k] = x[k].imag();
+                const float* x = reinterpret_cast<const float*>(fft_.spectrum());
+                for (uint32_t k = 0; k < bins_; ++k) {
+                    fresh[k] = x[2 * k];
+                    fresh[stride_ + k] = x[2 * k + 1];
+                }
             } else {
-                std::fill_n(h, spectrum, 0.0f);
+                std::fill_n(fresh, spectrum, 0.0f);
             }
-            for (size_t k = 0; k < spectrum; ++k) d[k] -= h[k];
+            difference(h, fresh, d, spectrum);
+            std::memcpy(h, fresh, spectrum * sizeof(float));
         }
     }
+    s.partitions = used;
     s.current = head_direction;
     s.fading = true;
     s.frames_since_update = 0;
@@ -231,11 +260,20 @@ void BinauralRenderer::update_filters() {
         if (!hrtf_changed_ && !(s.moved && s.frames_since_update >= update_interval_frames_)) {
             continue;
         }
-        s.moved = false;
         const Vec3 target = head_relative(s.world);
-        if (hrtf_changed_ || target.x != s.current.x || target.y != s.current.y ||
-            target.z != s.current.z) {
+        if (hrtf_changed_) {
+            s.moved = false;
             design_source(s, target);
+            continue;
+        }
+        const bool changed =
+            target.x != s.current.x || target.y != s.current.y || target.z != s.current.z;
+        const bool far_enough = dot(target, s.current) <= update_cos_;
+        if (changed && (far_enough || s.frames_since_update >= settle_frames_)) {
+            s.moved = false;
+            design_source(s, target);
+        } else if (!changed) {
+            s.moved = false;
         }
     }
     hrtf_changed_ = false;

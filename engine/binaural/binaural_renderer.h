@@ -31,9 +31,13 @@ struct BinauralRendererConfig {
     uint32_t block_frames = 256;      // partition size: the separation hop H
     uint32_t max_filter_taps = 1024;  // longest HrtfSet::filter_taps() that set_hrtf() accepts
     bool any_block_size = false;      // see the latency note above
-    // A moving source's filters are re-designed at most this often (and at least once a block
-    // when blocks are longer): bounds the cost of fast automation at small blocks.
+    // A moving source's filters are re-designed at most this often (at most once a block), and
+    // only once it has moved by min_update_angle_deg or the settle time has passed since the
+    // last design: bounds the cost of fast automation. Each update cross-fades over one block;
+    // 1-degree steps with a cross-fade leak nothing audible (shared/docs/binaural.md 5.3).
     double min_update_interval_s = 0.005;
+    double min_update_angle_deg = 1.0;
+    double settle_s = 0.05;
     HrtfInterpolation interpolation = HrtfInterpolation::kBarycentric;
     bool air_absorption = true;
     float reference_distance_m = 1.0f;  // distance with unity gain
@@ -97,7 +101,9 @@ class BinauralRenderer {
     uint32_t bins_;        // B + 1
     uint32_t stride_;      // bins rounded up for vector loops
     uint32_t update_interval_frames_;
-    RealFft fft_;  // 2B
+    uint32_t settle_frames_;
+    double update_cos_;  // cos(min_update_angle_deg)
+    RealFft fft_;        // 2B
     HrtfSet::Scratch scratch_;
     const HrtfSet* hrtf_ = nullptr;
     bool hrtf_changed_ = false;
@@ -112,6 +118,7 @@ class BinauralRenderer {
         bool fading = false;
         uint32_t frames_since_update = 0;
         uint32_t triangle_hint = 0;
+        uint32_t partitions = 0;  // non-zero partitions of the current filters
         float gain = 1.0f, target_gain = 1.0f;
         float air_coefficient = 0.0f, air_state = 0.0f;
         float* history = nullptr;  // 2B samples: previous block, current block
@@ -124,6 +131,7 @@ class BinauralRenderer {
     std::vector<float> storage_;
     float* accumulators_ = nullptr;  // [ear][re, im]: sum with current filters
     float* differences_ = nullptr;   // [ear][re, im]: sum with (old - new) filters
+    float* new_spectrum_ = nullptr;  // one partition spectrum being designed
     float* filter_time_ = nullptr;   // 2 x partitions * B samples (designed left, right)
     float* fade_out_ = nullptr;      // B samples: 1 - raised-cosine fade-in
     float* zeros_ = nullptr;         // B samples of silence

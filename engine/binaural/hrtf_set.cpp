@@ -574,16 +574,27 @@ void HrtfSet::design_filters(const Vec3& direction, HrtfInterpolation mode, uint
             delay += double(weight[i]) * double(delay_[vertex[i] * 2 + size_t(ear)]);
             src[i] = aligned_.data() + (vertex[i] * 2 + size_t(ear)) * bins_;
         }
-        // Re-apply the interpolated delay as a linear phase: exp(-j 2 pi k delay / N).
-        const std::complex<double> step =
-            std::polar(1.0, -2.0 * std::numbers::pi * delay / static_cast<double>(spectrum_size_));
-        std::complex<double> phase = 1.0;
-        std::complex<float>* spec = fft.spectrum();
-        for (size_t b = 0; b < bins_; ++b) {
-            const std::complex<float> s =
-                weight[0] * src[0][b] + weight[1] * src[1][b] + weight[2] * src[2][b];
-            spec[b] = s * std::complex<float>(phase);
-            phase *= step;
+        // Re-apply the interpolated delay as a linear phase exp(-j 2 pi k delay / N), rotated
+        // bin by bin in double precision. Plain float arithmetic on the interleaved (re, im)
+        // layout: std::complex multiplication carries NaN/Inf special-casing per bin.
+        const double angle = -2.0 * std::numbers::pi * delay / static_cast<double>(spectrum_size_);
+        const double step_re = std::cos(angle), step_im = std::sin(angle);
+        double phase_re = 1.0, phase_im = 0.0;
+        const float* a0 = reinterpret_cast<const float*>(src[0]);
+        const float* a1 = reinterpret_cast<const float*>(src[1]);
+        const float* a2 = reinterpret_cast<const float*>(src[2]);
+        float* spec = reinterpret_cast<float*>(fft.spectrum());
+        const float w0 = weight[0], w1 = weight[1], w2 = weight[2];
+        const size_t floats = 2 * size_t{bins_};
+        for (size_t i = 0; i < floats; ++i) spec[i] = w0 * a0[i] + w1 * a1[i] + w2 * a2[i];
+        for (size_t i = 0; i < floats; i += 2) {
+            const float re = spec[i], im = spec[i + 1];
+            const auto pr = static_cast<float>(phase_re), pi = static_cast<float>(phase_im);
+            spec[i] = re * pr - im * pi;
+            spec[i + 1] = re * pi + im * pr;
+            const double next_re = phase_re * step_re - phase_im * step_im;
+            phase_im = phase_re * step_im + phase_im * step_re;
+            phase_re = next_re;
         }
         fft.inverse();
         std::copy_n(fft.time(), filter_taps_, ear == 0 ? left : right);
