@@ -9,7 +9,8 @@
 # stemsphere-render (lilv, default controls = Live/DSP). Rows:
 #   DSP           the plugin's stems
 #   floor         mixture/4 as every stem (mixture/2 for the vocals/accompaniment clips)
-#   IRM 1024/256  oracle power ratio mask in the engine's own Stft at the engine's size
+#   IRM engine    oracle power ratio mask in the engine's own Stft at the plugin's size for the
+#                 clip's rate (stemsphere-eval oracle --nfft engine: 1024/256 at 44.1/48 kHz)
 #   IRM 4096/1024 the same at the usual offline size (the SiSEC "IRM2" ceiling)
 # Columns: museval v4 SDR (median of 1 s frames) per stem, and the mean over the clip's stems.
 # The 2-stem clips score vocals and accompaniment (= DSP drums + bass + other). Not run in ctest.
@@ -60,7 +61,7 @@ for ref in "${clips[@]}"; do
     "$eval_cli" mixture --ref "$ref" --out "$out/mixture.wav" >/dev/null
     "$render" "$out/mixture.wav" --out "$out/dsp" --bundle "$bundle" --quiet
     "$eval_cli" floor --ref "$ref" --out "$out/floor" >/dev/null
-    "$eval_cli" oracle --ref "$ref" --out "$out/irm1024" --nfft 1024 --hop 256 >/dev/null
+    "$eval_cli" oracle --ref "$ref" --out "$out/irm1024" --nfft engine >"$out/engine-stft"
     "$eval_cli" oracle --ref "$ref" --out "$out/irm4096" --nfft 4096 --hop 1024 >/dev/null
     for row in dsp floor irm1024 irm4096; do
         "$eval_cli" --ref "$ref" --est "$out/$row" "${extra[@]}" --json "$out/$row.json" >/dev/null
@@ -72,7 +73,7 @@ import json, math, os, sys
 
 work = sys.argv[1]
 rows = [("dsp", "DSP (plugin, Live)"), ("floor", "floor (mixture/K)"),
-        ("irm1024", "oracle IRM 1024/256"), ("irm4096", "oracle IRM 4096/1024")]
+        ("irm1024", "oracle IRM engine STFT"), ("irm4096", "oracle IRM 4096/1024")]
 cols = ["vocals", "drums", "bass", "other", "accompaniment"]
 heads = ["vocals", "drums", "bass", "other", "accomp.", "mean"]
 
@@ -83,7 +84,10 @@ print("Separation quality: museval v4 SDR [dB] (median of 1 s frames; mean over 
 clip_dirs = sorted((d for d in os.listdir(work) if d.startswith("clip")), key=lambda d: int(d[4:]))
 for d in clip_dirs:
     with open(os.path.join(work, d, "name")) as f:
-        print("\n" + f.read().strip())
+        name = f.read().strip()
+    with open(os.path.join(work, d, "engine-stft")) as f:
+        stft = next(l.split()[-1] for l in f if l.startswith("oracle mask on STFT"))
+    print("\n%s   (engine STFT %s)" % (name, stft))
     print("  %-22s " % "" + " ".join("%8s" % h for h in heads))
     means = {}
     for key, label in rows:
@@ -96,6 +100,6 @@ for d in clip_dirs:
     if None not in (means["dsp"], means["floor"], means["irm1024"]):
         gap = means["irm1024"] - means["floor"]
         share = (means["dsp"] - means["floor"]) / gap if gap else float("nan")
-        print("  DSP - floor = %+.2f dB; DSP reaches %.0f %% of the floor->IRM-1024 gap"
+        print("  DSP - floor = %+.2f dB; DSP reaches %.0f %% of the floor->IRM(engine) gap"
               % (means["dsp"] - means["floor"], 100 * share))
 PY

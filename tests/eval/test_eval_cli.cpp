@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include "engine/separation_engine.h"
 #include "tools/eval/audio_file.h"
 #include "tools/eval/oracle.h"
 
@@ -116,6 +117,18 @@ TEST_F(EvalCli, OracleBeatsFloor) {
         return std::stod(s.substr(s.find(':', at) + 1));
     };
     EXPECT_GT(mean_of("oracle"), mean_of("floor") + 3.0);
+}
+
+TEST_F(EvalCli, OracleAtTheEngineStftSizeUsesThePluginsFormat) {
+    const fs::path ref = stems("ref", kFour);
+    const CliResult r =
+        run("oracle --ref " + q(ref) + " --out " + q(dir_ / "oracle") + " --nfft engine");
+    ASSERT_EQ(r.status, 0) << r.output;
+    const StftFormat f = stft_format_for_rate(8000.0);
+    EXPECT_NE(r.output.find("STFT " + std::to_string(f.fft_size) + "/" + std::to_string(f.hop)),
+              std::string::npos)
+        << r.output;
+    EXPECT_TRUE(fs::exists(dir_ / "oracle" / "vocals.wav"));
 }
 
 TEST_F(EvalCli, TwoStemReferenceWithAccompanimentFormedFromEstimates) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/separation_engine.h"
 #include "tools/eval/oracle.h"
 #include "tools/eval/scoring.h"
 
@@ -23,7 +24,8 @@ constexpr const char* kUsage =
     "usage:\n"
     "  stemsphere-eval [score] --ref DIR --est DIR [--targets vocals,drums,bass,other]\n"
     "                  [--accompaniment] [--json FILE]\n"
-    "  stemsphere-eval oracle --ref DIR --out DIR [--nfft N] [--hop H] [--mask power|magnitude]\n"
+    "  stemsphere-eval oracle --ref DIR --out DIR [--nfft N|engine] [--hop H]\n"
+    "                  [--mask power|magnitude]   (--nfft engine: the plugin's STFT at the rate)\n"
     "                  [--targets ...]\n"
     "  stemsphere-eval floor  --ref DIR --out DIR [--targets ...]\n"
     "  stemsphere-eval mixture --ref DIR --out FILE [--targets ...]   (Σ references, the input\n"
@@ -186,8 +188,16 @@ int run_estimator(const Args& args) {
     }
     StemSet estimates;
     if (args.command == "oracle") {
-        const size_t nfft = positive(args, "--nfft", 4096);
-        const size_t hop = positive(args, "--hop", nfft / 4);
+        // "engine": the STFT the plugin uses at this rate, so the oracle is the ceiling of the
+        // plugin's own masking resolution.
+        const bool engine_size =
+            args.values.count("--nfft") != 0 && args.values.at("--nfft") == "engine";
+        const auto engine_format =
+            stemsphere::stft_format_for_rate(static_cast<double>(refs.begin()->second.sample_rate));
+        const size_t nfft = engine_size ? engine_format.fft_size : positive(args, "--nfft", 4096);
+        const size_t hop = engine_size && args.values.count("--hop") == 0
+                               ? engine_format.hop
+                               : positive(args, "--hop", nfft / 4);
         constexpr size_t kMaxFft = size_t{1} << 20;
         if (nfft > kMaxFft) throw UsageError("--nfft must be at most 1048576");
         auto mask = stemsphere::eval::OracleMask::kPower;
@@ -200,6 +210,7 @@ int run_estimator(const Args& args) {
             }
         }
         estimates = stemsphere::eval::oracle_ratio_mask(refs, names, nfft, hop, mask);
+        std::cout << "oracle mask on STFT " << nfft << "/" << hop << "\n";
     } else {
         estimates = stemsphere::eval::mixture_share(refs, names);
     }
