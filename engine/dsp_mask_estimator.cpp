@@ -56,8 +56,9 @@ DspMaskEstimator::DspMaskEstimator(const StftFormat& format, const DspTuning& tu
     voice_prior_.resize(bins);
     for (size_t k = 0; k < bins; ++k) {
         const double hz = format.bin_hz(k);
-        low_prior_[k] = static_cast<float>(low_shelf(hz, 180.0));
-        voice_prior_[k] = static_cast<float>((1.0 - low_shelf(hz, 160.0)) * low_shelf(hz, 8000.0));
+        low_prior_[k] = static_cast<float>(low_shelf(hz, tuning.bass_corner_hz));
+        voice_prior_[k] = static_cast<float>((1.0 - low_shelf(hz, tuning.voice_low_hz)) *
+                                             low_shelf(hz, tuning.voice_high_hz));
     }
 }
 
