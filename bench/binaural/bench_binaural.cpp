@@ -195,30 +195,11 @@ ZamResult measure_zam(uint32_t block, bool moving, const std::vector<std::vector
     return res;
 }
 
-struct Clicks {
-    double leakage_db = NAN;
-    double step_db = NAN;
-};
+using Clicks = stemsphere::SwitchArtefacts;
 
-// 500 Hz tone (amplitude 0.5) whose source jumps from -90 to +90 degrees azimuth at `at`;
-// figures in a 4096-sample window centred on the switch, worse ear (shared/docs/binaural.md 5.3).
+// 500 Hz tone (amplitude 0.5) whose source jumps from -90 to +90 degrees azimuth at `at`.
 Clicks click_measure(const std::vector<float>& l, const std::vector<float>& r, size_t at) {
-    Clicks c{-1e9, -1e9};
-    for (const auto* y : {&l, &r}) {
-        c.leakage_db = std::max(c.leakage_db, stemsphere::high_frequency_leakage_db(
-                                                  std::span(*y).subspan(at - 2048, 4096), kRate));
-        auto max_step = [&](size_t from, size_t to) {
-            double m = 0.0;
-            for (size_t i = from; i < to; ++i) {
-                m = std::max(m, double(std::fabs((*y)[i] - (*y)[i - 1])));
-            }
-            return m;
-        };
-        const double steady =
-            std::max(max_step(at - 8192, at - 2048), max_step(at + 2048, at + 8192));
-        c.step_db = std::max(c.step_db, 20.0 * std::log10(max_step(at - 2048, at + 2048) / steady));
-    }
-    return c;
+    return stemsphere::switch_artefacts(l, r, at, kRate);
 }
 
 std::vector<float> tone(size_t frames) {
@@ -252,7 +233,7 @@ Clicks zam_clicks(uint32_t block, std::string* error) {
     const size_t frames = 48 * 1024, jump = frames / 2;
     const auto t = tone(frames);
     auto hosts = zam_instances(block, 1, error);
-    if (hosts.empty()) return {};
+    if (hosts.empty()) return {NAN, NAN};
     auto& h = *hosts[0];
     h.set_control("width", 0.0f, nullptr);
     h.activate();

@@ -121,4 +121,23 @@ double high_frequency_leakage_db(std::span<const float> signal, double sample_ra
     return 10.0 * std::log10((high + 1e-300) / (total + 1e-300));
 }
 
+SwitchArtefacts switch_artefacts(std::span<const float> left, std::span<const float> right,
+                                 size_t at, double sample_rate) {
+    SwitchArtefacts f{-1e300, -1e300};
+    if (at < 8192 || at + 8192 > std::min(left.size(), right.size())) return {NAN, NAN};
+    for (const auto y : {left, right}) {
+        f.leakage_db = std::max(f.leakage_db,
+                                high_frequency_leakage_db(y.subspan(at - 2048, 4096), sample_rate));
+        auto max_step = [&y](size_t from, size_t to) {
+            double m = 0.0;
+            for (size_t i = from; i < to; ++i) m = std::max(m, double(std::fabs(y[i] - y[i - 1])));
+            return m;
+        };
+        const double steady =
+            std::max(max_step(at - 8192, at - 2048), max_step(at + 2048, at + 8192));
+        f.step_db = std::max(f.step_db, 20.0 * std::log10(max_step(at - 2048, at + 2048) / steady));
+    }
+    return f;
+}
+
 }  // namespace stemsphere

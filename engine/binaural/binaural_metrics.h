@@ -35,4 +35,15 @@ double spectral_distortion_db(std::span<const float> reference, std::span<const 
 double high_frequency_leakage_db(std::span<const float> signal, double sample_rate,
                                  double split_hz = 2000.0);
 
+// Click figures of a render around a filter switch at sample `at` (needs 8192 samples of signal
+// on both sides): HF leakage (above) of the 4096 samples centred on `at`, and the largest sample
+// step within +-2048 of `at` in dB relative to the largest step in the steady state before and
+// after (8192..2048 samples away). Worse ear of the two.
+struct SwitchArtefacts {
+    double leakage_db = 0.0;
+    double step_db = 0.0;
+};
+SwitchArtefacts switch_artefacts(std::span<const float> left, std::span<const float> right,
+                                 size_t at, double sample_rate);
+
 }  // namespace stemsphere

@@ -279,29 +279,8 @@ TEST(BinauralRenderer, DistanceFollowsInverseLawWithAirAbsorption) {
     EXPECT_LT(high_drop, -12.04 - 3.0);
 }
 
-struct ClickFigures {
-    double leakage_db;  // worse ear
-    double step_db;
-};
-
-// HF leakage in a 4096-sample window centred on `at`, and the largest sample step within +-2048
-// of it relative to the steady state on both sides (shared/docs/binaural.md 5.3).
-ClickFigures click_figures(const Stereo& s, size_t at, double rate) {
-    ClickFigures f{-1e9, -1e9};
-    for (const auto* y : {&s.l, &s.r}) {
-        f.leakage_db = std::max(
-            f.leakage_db, high_frequency_leakage_db(std::span(*y).subspan(at - 2048, 4096), rate));
-        auto max_step = [&](size_t from, size_t to) {
-            double m = 0.0;
-            for (size_t i = from; i < to; ++i)
-                m = std::max(m, double(std::fabs((*y)[i] - (*y)[i - 1])));
-            return m;
-        };
-        const double steady =
-            std::max(max_step(at - 8192, at - 2048), max_step(at + 2048, at + 8192));
-        f.step_db = std::max(f.step_db, 20.0 * std::log10(max_step(at - 2048, at + 2048) / steady));
-    }
-    return f;
+SwitchArtefacts click_figures(const Stereo& s, size_t at, double rate) {
+    return switch_artefacts(s.l, s.r, at, rate);
 }
 
 // T7: a 500 Hz tone whose source jumps from one side to the other (ITD flips by 1.4 ms).
@@ -327,7 +306,7 @@ TEST(BinauralRenderer, SourceJumpDoesNotClick) {
         });
         // The jump takes effect at the next block boundary (plus the FIFO latency).
         const size_t boundary = (jumped_at + m.block - 1) / m.block * m.block + r->latency_frames();
-        const ClickFigures f = click_figures(out, boundary + m.block / 2, 48000.0);
+        const SwitchArtefacts f = click_figures(out, boundary + m.block / 2, 48000.0);
         std::printf("jump -90 -> +90, block %u%s: HF leakage %.1f dB, step %+.2f dB\n", m.block,
                     m.fifo ? " (odd calls)" : "", f.leakage_db, f.step_db);
         EXPECT_LE(f.leakage_db, -60.0) << m.block;
@@ -341,7 +320,7 @@ TEST(BinauralRenderer, SourceJumpDoesNotClick) {
     const Stereo after = render(*right, in, frames, {256});
     std::copy(after.l.begin() + 24064, after.l.end(), spliced.l.begin() + 24064);
     std::copy(after.r.begin() + 24064, after.r.end(), spliced.r.begin() + 24064);
-    const ClickFigures hard = click_figures(spliced, 24064, 48000.0);
+    const SwitchArtefacts hard = click_figures(spliced, 24064, 48000.0);
     std::printf("hard switch: HF leakage %.1f dB, step %+.2f dB\n", hard.leakage_db, hard.step_db);
     EXPECT_GT(hard.leakage_db, -40.0);
 }
@@ -440,7 +419,7 @@ TEST(BinauralRenderer, HrtfSwapIsValidatedAndSmooth) {
             EXPECT_TRUE(s->set_hrtf(nullptr));
         }
     });
-    const ClickFigures f = click_figures(out, 24064 + 128, 48000.0);
+    const SwitchArtefacts f = click_figures(out, 24064 + 128, 48000.0);
     std::printf("HRTF swap: HF leakage %.1f dB, step %+.2f dB\n", f.leakage_db, f.step_db);
     EXPECT_LE(f.leakage_db, -60.0);
     EXPECT_LE(f.step_db, 1.0);
