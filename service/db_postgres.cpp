@@ -167,33 +167,29 @@ class PostgresDb final : public Db {
                 give_back(std::move(conn));
                 return;
             } catch (const DbError& e) {
-                if (conn->healthy()) {
-                    try {
-                        conn->exec("ROLLBACK");
-                        give_back(std::move(conn));
-                    } catch (const DbError&) {
-                        drop();
-                    }
-                } else {
-                    drop();
-                }
+                recycle(std::move(conn));
                 if (!e.transient() || attempt >= kMaxAttempts) throw;
                 std::this_thread::sleep_for(std::chrono::microseconds(
                     (200 << attempt) + static_cast<int>(jitter() % 1000)));
             } catch (...) {
-                if (conn->healthy()) {
-                    try {
-                        conn->exec("ROLLBACK");
-                        give_back(std::move(conn));
-                    } catch (const DbError&) {
-                        drop();
-                    }
-                } else {
-                    drop();
-                }
+                recycle(std::move(conn));
                 throw;
             }
         }
+    }
+
+    // After a failed transaction: roll back and keep the connection, or drop it if it is broken.
+    void recycle(std::unique_ptr<PgConnection> conn) {
+        if (conn->healthy()) {
+            try {
+                conn->exec("ROLLBACK");
+                give_back(std::move(conn));
+                return;
+            } catch (const DbError&) {
+                // fall through: the connection is unusable
+            }
+        }
+        drop();
     }
 
     std::unique_ptr<PgConnection> take() {

@@ -65,26 +65,28 @@ void insert_transfer(DbTx& tx, const std::string& id, const std::string& debit,
     throw DbError("concurrent spend on " + account + ", retrying", true);
 }
 
-void move_posted(DbTx& tx, const std::string& debit, const std::string& credit, int64_t amount) {
-    if (tx.exec(
-            "UPDATE ledger_balance SET debits_posted = debits_posted + ? WHERE account_id = ? "
-            "AND (must_not_overdraw = 0 OR credits_posted - debits_posted - debits_pending >= ?)",
-            {amount, debit, amount}) != 1) {
+// debit.<side> += amount unless that overdraws a limited account; credit.<side> += amount.
+// `side` is "posted" or "pending" (column names, never user input).
+void guarded_move(DbTx& tx, const char* side, const std::string& debit, const std::string& credit,
+                  int64_t amount) {
+    const std::string s(side);
+    if (tx.exec("UPDATE ledger_balance SET debits_" + s + " = debits_" + s +
+                    " + ? WHERE account_id = ? AND (must_not_overdraw = 0 OR "
+                    "credits_posted - debits_posted - debits_pending >= ?)",
+                {amount, debit, amount}) != 1) {
         lost_race(debit);
     }
-    tx.exec("UPDATE ledger_balance SET credits_posted = credits_posted + ? WHERE account_id = ?",
-            {amount, credit});
+    tx.exec(
+        "UPDATE ledger_balance SET credits_" + s + " = credits_" + s + " + ? WHERE account_id = ?",
+        {amount, credit});
+}
+
+void move_posted(DbTx& tx, const std::string& debit, const std::string& credit, int64_t amount) {
+    guarded_move(tx, "posted", debit, credit, amount);
 }
 
 void move_pending(DbTx& tx, const std::string& debit, const std::string& credit, int64_t amount) {
-    if (tx.exec(
-            "UPDATE ledger_balance SET debits_pending = debits_pending + ? WHERE account_id = ? "
-            "AND (must_not_overdraw = 0 OR credits_posted - debits_posted - debits_pending >= ?)",
-            {amount, debit, amount}) != 1) {
-        lost_race(debit);
-    }
-    tx.exec("UPDATE ledger_balance SET credits_pending = credits_pending + ? WHERE account_id = ?",
-            {amount, credit});
+    guarded_move(tx, "pending", debit, credit, amount);
 }
 
 // Resolves a pending amount `held`: `posted` (0..held) becomes posted, the rest is released.
@@ -556,7 +558,14 @@ Outcome Ledger::reverse_transfer(const std::string& reverse_id, const std::strin
 
 int64_t Ledger::sweep() {
     int64_t written = 0;
-    db_.write([&](DbTx& tx) { written = sweep_in(tx, nullptr, clock_()); });
+    db_.write([&](DbTx& tx) {
+        // Replicas on one PostgreSQL database: one sweeps, the others skip this round.
+        if (tx.dialect() == Dialect::kPostgres &&
+            tx.query("SELECT pg_try_advisory_xact_lock(7414012)").at(0).integer(0) == 0) {
+            return;
+        }
+        written = sweep_in(tx, nullptr, clock_());
+    });
     return written;
 }
 

@@ -1,4 +1,6 @@
 // stemsphere-server: `serve` (default) runs the JSON API; `admin ...` is the operator CLI.
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -6,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "service/http_api.h"
@@ -41,12 +44,6 @@ const char kUsage[] =
     "  sweep                  expire due leases and lots now\n"
     "  purge                  apply retention (unverified accounts, security logs)\n"
     "  outbox [--mark-sent]   list unsent mail\n";
-
-std::atomic<ApiServer*> g_server{nullptr};
-
-void on_signal(int) {
-    if (ApiServer* s = g_server.load()) s->stop();
-}
 
 int die(const std::string& message) {
     std::fprintf(stderr, "stemsphere-server: %s\n", message.c_str());
@@ -241,6 +238,11 @@ int main(int argc, char** argv) {
         return die(std::string(e.what()) + "\n" + kUsage);
     }
 
+    sigset_t stop_signals;  // blocked before any thread starts, so every thread inherits it
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     try {
         std::unique_ptr<Db> db = open_database(db_url);
         if (admin_mode) return admin(*db, rest, config);
@@ -249,11 +251,15 @@ int main(int argc, char** argv) {
         std::printf("stemsphere-server listening on %s:%d (%s)\n", config.host.c_str(), port,
                     db->dialect() == Dialect::kSqlite ? "sqlite" : "postgresql");
         std::fflush(stdout);
-        g_server = &server;
-        std::signal(SIGINT, on_signal);
-        std::signal(SIGTERM, on_signal);
+        // SIGINT/SIGTERM are taken by a thread with sigwait (blocked everywhere else), so the
+        // shutdown runs as ordinary code, not inside a signal handler.
+        std::thread waiter([&server, stop_signals] {
+            int sig = 0;
+            sigwait(&stop_signals, &sig);
+            if (sig != 0) server.stop();
+        });
+        waiter.detach();
         server.run();
-        g_server = nullptr;
         return 0;
     } catch (const std::exception& e) {
         return die(e.what());
