@@ -8,6 +8,7 @@
 #include <lv2/patch/patch.h>
 #include <lv2/port-props/port-props.h>
 #include <lv2/presets/presets.h>
+#include <lv2/resize-port/resize-port.h>
 #include <lv2/worker/worker.h>
 
 #include <algorithm>
@@ -234,6 +235,21 @@ bool PluginHost::setup(const std::string& where, std::string* error) {
     u_.log_Warning = urids_.map(LV2_LOG__Warning);
     u_.log_Note = urids_.map(LV2_LOG__Note);
     u_.log_Trace = urids_.map(LV2_LOG__Trace);
+
+    // Atom buffers honour the largest rsz:minimumSize a port asks for (as jalv does).
+    for (uint32_t i = 0; i < lilv_plugin_get_num_ports(plugin_); ++i) {
+        const LilvPort* port = lilv_plugin_get_port_by_index(plugin_, i);
+        LilvNodes* sizes = lilv_port_get_value(plugin_, port, node(LV2_RESIZE_PORT__minimumSize));
+        if (sizes != nullptr && lilv_nodes_size(sizes) > 0) {
+            const LilvNode* size = lilv_nodes_get_first(sizes);
+            if (lilv_node_is_int(size) && lilv_node_as_int(size) > 0) {
+                const auto bytes = static_cast<uint32_t>(lilv_node_as_int(size));
+                options_.atom_buffer_bytes =
+                    std::max(options_.atom_buffer_bytes, (bytes + 7u) & ~7u);
+            }
+        }
+        lilv_nodes_free(sizes);
+    }
 
     if (options_.provide_worker) {
         worker_ = std::make_unique<PluginWorker>(

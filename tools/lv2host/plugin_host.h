@@ -43,7 +43,8 @@ struct HostOptions {
     // Directory for state:makePath and saved state files; a private temp dir if empty (removed
     // again when the host is destroyed).
     std::string state_dir;
-    // Bytes of each atom port buffer (announced as atom:sequenceSize).
+    // Bytes of each atom port buffer (announced as bufsz:sequenceSize); raised to the largest
+    // rsz:minimumSize of the plugin's ports.
     uint32_t atom_buffer_bytes = 65536;
     // Further bundles to load next to the plugin's own (a separate preset bundle, for example).
     std::vector<std::string> extra_bundles;
