@@ -1,5 +1,7 @@
 #include "engine/binaural/binaural_renderer.h"
 
+#include "engine/binaural/float4.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -13,19 +15,6 @@ namespace {
 
 constexpr double kDegToRad = std::numbers::pi / 180.0;
 constexpr uint32_t kVectorWidth = 16;  // floats; stride multiple keeps loops free of tails
-
-// Four floats in one SSE/NEON register (GCC/Clang vector extension): GCC's -O2 cost model does
-// not vectorise these loops by itself, and -march flags are not an option for a shipped binary.
-typedef float Float4 __attribute__((vector_size(16)));
-
-inline Float4 load4(const float* p) {
-    Float4 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-inline void store4(float* p, Float4 v) {
-    std::memcpy(p, &v, sizeof v);
-}
 
 // acc{0,1} += x * h{0,1} (complex, split re/im) for both ears in one pass over x.
 void multiply_accumulate(const float* xr, const float* xi, const float* h0r, const float* h0i,

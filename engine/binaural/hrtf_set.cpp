@@ -13,6 +13,7 @@
 #include <numbers>
 #include <unordered_set>
 
+#include "engine/binaural/float4.h"
 #include "engine/fft.h"
 
 #if __has_include(<mysofa.h>)
@@ -206,6 +207,7 @@ bool resample_all(std::vector<std::vector<float>>* irs, double ratio, std::strin
 HrtfSet::Scratch::Scratch(uint32_t max_filter_taps) : max_filter_taps_(max_filter_taps) {
     const uint32_t max_size = spectrum_size_for(max_filter_taps);
     fft_by_log2_.resize(std::bit_width(max_size));
+    split_.assign(2 * size_t{(max_size / 2 + 1 + 3) / 4 * 4}, 0.0f);
     for (uint32_t size = 64; size <= max_size; size *= 2) {
         fft_by_log2_[std::bit_width(size) - 1] = std::make_unique<RealFft>(size);
     }
@@ -413,10 +415,11 @@ std::unique_ptr<HrtfSet> HrtfSet::from_measurements(const HrtfMeasurements& m, d
         set->filter_taps_ = filter_taps;
         set->spectrum_size_ = spectrum_size_for(filter_taps);
         set->bins_ = set->spectrum_size_ / 2 + 1;
+        set->padded_bins_ = (set->bins_ + 3) / 4 * 4;
         set->measured_count_ = kept.size();
         set->directions_.resize(kept.size());
         set->delay_.resize(kept.size() * 2);
-        set->aligned_.resize(kept.size() * 2 * set->bins_);
+        set->aligned_.resize(kept.size() * 2 * set->record_floats());
 
         // Alignment FFT: long enough that shifting the whole response never wraps around.
         RealFft shift_fft(next_pow2(resampled_len + filter_taps + 64));
@@ -455,9 +458,11 @@ std::unique_ptr<HrtfSet> HrtfSet::from_measurements(const HrtfMeasurements& m, d
                 // Fold the inverse FFT's 1/N into the stored spectrum.
                 const auto store_norm =
                     static_cast<float>(1.0 / static_cast<double>(store_fft.size()));
-                std::complex<float>* dst = set->aligned_.data() + idx * set->bins_;
-                for (size_t b = 0; b < set->bins_; ++b)
-                    dst[b] = store_fft.spectrum()[b] * store_norm;
+                float* dst = set->record(k, ear);
+                for (size_t b = 0; b < set->bins_; ++b) {
+                    dst[b] = store_fft.spectrum()[b].real() * store_norm;
+                    dst[set->padded_bins_ + b] = store_fft.spectrum()[b].imag() * store_norm;
+                }
             }
         }
         if (!set->finish(error)) return nullptr;
@@ -488,18 +493,18 @@ void HrtfSet::add_missing_poles() {
             }
         }
         directions_.push_back({0.0, 0.0, sign});
-        const size_t base = aligned_.size();
-        aligned_.resize(base + 2 * bins_);
+        const size_t point = directions_.size() - 1;
+        aligned_.resize(aligned_.size() + 2 * record_floats());
         for (int ear = 0; ear < 2; ++ear) {
             double delay = 0.0;
-            std::complex<float>* dst = aligned_.data() + base + size_t(ear) * bins_;
+            float* dst = record(point, ear);
             for (size_t i : ring) {
                 delay += double(delay_[i * 2 + size_t(ear)]);
-                const std::complex<float>* src = aligned_.data() + (i * 2 + size_t(ear)) * bins_;
-                for (size_t b = 0; b < bins_; ++b) dst[b] += src[b];
+                const float* src = record(i, ear);
+                for (size_t f = 0; f < record_floats(); ++f) dst[f] += src[f];
             }
             const auto inv = static_cast<float>(1.0 / static_cast<double>(ring.size()));
-            for (size_t b = 0; b < bins_; ++b) dst[b] *= inv;
+            for (size_t f = 0; f < record_floats(); ++f) dst[f] *= inv;
             delay_.push_back(static_cast<float>(delay / static_cast<double>(ring.size())));
         }
     }
@@ -520,6 +525,7 @@ std::unique_ptr<HrtfSet> HrtfSet::subset(std::span<const uint32_t> keep, std::st
         set->filter_taps_ = filter_taps_;
         set->spectrum_size_ = spectrum_size_;
         set->bins_ = bins_;
+        set->padded_bins_ = padded_bins_;
         for (uint32_t m : keep) {
             if (m >= measured_count_) {
                 set_error(error, "subset index out of range");
@@ -528,8 +534,8 @@ std::unique_ptr<HrtfSet> HrtfSet::subset(std::span<const uint32_t> keep, std::st
             set->directions_.push_back(directions_[m]);
             for (int ear = 0; ear < 2; ++ear) {
                 set->delay_.push_back(delay_[m * 2 + size_t(ear)]);
-                const auto* src = aligned_.data() + (m * 2 + size_t(ear)) * bins_;
-                set->aligned_.insert(set->aligned_.end(), src, src + bins_);
+                const float* src = record(m, ear);
+                set->aligned_.insert(set->aligned_.end(), src, src + record_floats());
             }
         }
         set->measured_count_ = keep.size();
@@ -567,35 +573,53 @@ void HrtfSet::design_filters(const Vec3& direction, HrtfInterpolation mode, uint
     }
     RealFft& fft = *scratch.fft_by_log2_[std::bit_width(spectrum_size_) - 1];
     assert(fft.size() == spectrum_size_);
+    float* split_re = scratch.split_.data();
+    float* split_im = split_re + padded_bins_;
+    const Float4 w0 = {weight[0], weight[0], weight[0], weight[0]};
+    const Float4 w1 = {weight[1], weight[1], weight[1], weight[1]};
+    const Float4 w2 = {weight[2], weight[2], weight[2], weight[2]};
     for (int ear = 0; ear < 2; ++ear) {
         double delay = 0.0;
-        const std::complex<float>* src[3];
+        const float* src[3];
         for (int i = 0; i < 3; ++i) {
             delay += double(weight[i]) * double(delay_[vertex[i] * 2 + size_t(ear)]);
-            src[i] = aligned_.data() + (vertex[i] * 2 + size_t(ear)) * bins_;
+            src[i] = record(vertex[i], ear);
         }
-        // Re-apply the interpolated delay as a linear phase exp(-j 2 pi k delay / N), rotated
-        // bin by bin in double precision. Plain float arithmetic on the interleaved (re, im)
-        // layout: std::complex multiplication carries NaN/Inf special-casing per bin.
+        // Blend the three aligned spectra and re-apply the interpolated delay as the linear
+        // phase exp(-j 2 pi k delay / N). Four bins per step; the phase advances by a float
+        // rotation and is re-anchored from a double-precision recurrence every 32 bins, so its
+        // error stays near float resolution.
         const double angle = -2.0 * std::numbers::pi * delay / static_cast<double>(spectrum_size_);
-        const double step_re = std::cos(angle), step_im = std::sin(angle);
-        double phase_re = 1.0, phase_im = 0.0;
-        const float* a0 = reinterpret_cast<const float*>(src[0]);
-        const float* a1 = reinterpret_cast<const float*>(src[1]);
-        const float* a2 = reinterpret_cast<const float*>(src[2]);
-        float* spec = reinterpret_cast<float*>(fft.spectrum());
-        const float w0 = weight[0], w1 = weight[1], w2 = weight[2];
-        const size_t floats = 2 * size_t{bins_};
-        for (size_t i = 0; i < floats; ++i) spec[i] = w0 * a0[i] + w1 * a1[i] + w2 * a2[i];
-        for (size_t i = 0; i < floats; i += 2) {
-            const float re = spec[i], im = spec[i + 1];
-            const auto pr = static_cast<float>(phase_re), pi = static_cast<float>(phase_im);
-            spec[i] = re * pr - im * pi;
-            spec[i + 1] = re * pi + im * pr;
-            const double next_re = phase_re * step_re - phase_im * step_im;
-            phase_im = phase_re * step_im + phase_im * step_re;
-            phase_re = next_re;
+        const std::complex<double> step(std::cos(angle), std::sin(angle));
+        std::complex<double> lane_offset[4] = {1.0, step, step * step, step * step * step};
+        const std::complex<double> step4 = lane_offset[3] * step;
+        std::complex<double> step32 = step4;
+        for (int i = 0; i < 3; ++i) step32 *= step32;  // step4^8
+        std::complex<double> anchor = 1.0;             // phase of the first bin of the block
+        const auto c4 = static_cast<float>(step4.real()), s4 = static_cast<float>(step4.imag());
+        Float4 pr{}, pi{};
+        for (size_t b = 0; b < padded_bins_; b += 4) {
+            if (b % 32 == 0) {
+                for (int l = 0; l < 4; ++l) {
+                    const std::complex<double> p = anchor * lane_offset[l];
+                    pr[l] = static_cast<float>(p.real());
+                    pi[l] = static_cast<float>(p.imag());
+                }
+                anchor *= step32;
+            }
+            const Float4 re =
+                w0 * load4(src[0] + b) + w1 * load4(src[1] + b) + w2 * load4(src[2] + b);
+            const size_t im_at = padded_bins_ + b;
+            const Float4 im = w0 * load4(src[0] + im_at) + w1 * load4(src[1] + im_at) +
+                              w2 * load4(src[2] + im_at);
+            store4(split_re + b, re * pr - im * pi);
+            store4(split_im + b, re * pi + im * pr);
+            const Float4 next_pr = pr * c4 - pi * s4;
+            pi = pr * s4 + pi * c4;
+            pr = next_pr;
         }
+        std::complex<float>* spec = fft.spectrum();
+        for (size_t b = 0; b < bins_; ++b) spec[b] = {split_re[b], split_im[b]};
         fft.inverse();
         std::copy_n(fft.time(), filter_taps_, ear == 0 ? left : right);
     }

@@ -69,6 +69,7 @@ class HrtfSet {
         friend class HrtfSet;
         uint32_t max_filter_taps_;
         std::vector<std::unique_ptr<RealFft>> fft_by_log2_;  // one per power-of-two size
+        std::vector<float> split_;                           // blended spectrum, re then im
     };
 
     // Reads `path` and prepares it for `sample_rate`. Returns nullptr and a human-readable reason
@@ -126,12 +127,20 @@ class HrtfSet {
     uint32_t filter_taps_ = 0;
     uint32_t spectrum_size_ = 0;  // FFT size of the stored aligned spectra (power of two)
     uint32_t bins_ = 0;           // spectrum_size_ / 2 + 1
+    uint32_t padded_bins_ = 0;    // bins_ rounded up to a multiple of 4 (vector loops)
     size_t measured_count_ = 0;
     // Per point (measurements first, then synthesised poles): unit direction, per-ear delay and
-    // per-ear aligned spectrum [point][ear][bin].
+    // per-ear aligned spectrum [point][ear] x (re[padded_bins_], im[padded_bins_]).
     std::vector<Vec3> directions_;
     std::vector<float> delay_;
-    std::vector<std::complex<float>> aligned_;
+    std::vector<float> aligned_;
+    size_t record_floats() const { return 2 * size_t{padded_bins_}; }
+    float* record(size_t point, int ear) {
+        return aligned_.data() + (point * 2 + size_t(ear)) * record_floats();
+    }
+    const float* record(size_t point, int ear) const {
+        return aligned_.data() + (point * 2 + size_t(ear)) * record_floats();
+    }
     std::unique_ptr<SphereTriangulation> triangulation_;
 };
 
