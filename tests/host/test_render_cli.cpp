@@ -313,6 +313,40 @@ TEST_F(RenderCli, PresetAndControlsChangeTheRender) {
               read_audio(dir_ / "bypass" / "vocals.wav").samples);
 }
 
+TEST_F(RenderCli, PlaceMovesAStemAndRejectsBadSyntax) {
+    for (const char* bad : {"--place bogus=10 x.wav", "--place vocals x.wav",
+                            "--place vocals=1,2,3,4,5 x.wav", "--place vocals=left x.wav"}) {
+        const auto result = run_render(bad);
+        EXPECT_EQ(result.status, 2) << bad;
+        EXPECT_EQ(line_count(result.output), 1u) << result.output;
+    }
+    const auto list = run_render("--list");
+    if (list.output.find("vocals_azimuth") == std::string::npos) {
+        GTEST_SKIP() << "the bundle under test has no position controls";
+    }
+    write_audio(path("in.wav"), demo_audio(48000, 0.4, 2), SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    const auto front = run_render("--quiet --out '" + path("front") + "' '" + path("in.wav") + "'");
+    const auto left = run_render(
+        "--quiet --place vocals=90,0,1,0 --place drums=90 --place bass=90 "
+        "--place other=90,0 --out '" +
+        path("left") + "' '" + path("in.wav") + "'");
+    ASSERT_EQ(front.status, 0) << front.output;
+    ASSERT_EQ(left.status, 0) << left.output;
+    const Audio mix = read_audio(dir_ / "left" / "mix.wav");
+    double l = 0, r = 0;
+    for (size_t i = 0; i < mix.frames(); ++i) {
+        l += static_cast<double>(mix.at(i, 0)) * static_cast<double>(mix.at(i, 0));
+        r += static_cast<double>(mix.at(i, 1)) * static_cast<double>(mix.at(i, 1));
+    }
+    // Broadband level difference; low frequencies (little head shadow) dominate the test audio.
+    EXPECT_GT(10.0 * std::log10(l / r), 3.0) << "every stem on the left must favour the left ear";
+    EXPECT_EQ(
+        run_render("--quiet --place vocals=500 --out '" + path("x") + "' '" + path("in.wav") + "'")
+            .status,
+        2)
+        << "out-of-range azimuth";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

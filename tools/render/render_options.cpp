@@ -22,6 +22,11 @@ Options:
   --preset LABEL       apply a preset of the plugin first
   --set SYMBOL=VALUE   set a control (repeatable), e.g. --set vocals_gain=-6 --set quality=0;
                        VALUE may also be the label of one of the control's choices
+  --place STEM=AZ[,EL[,DIST[,WIDTH]]]
+                       place a stem (vocals, drums, bass, other) in the binaural mix: azimuth
+                       and elevation in degrees (+90 = left), distance in metres, width in
+                       degrees; short for --set STEM_azimuth=AZ --set STEM_elevation=EL ...
+                       (repeatable), e.g. --place vocals=0,10 --place drums=-40,0,2,90
   --hrtf FILE          SOFA file for the binaural renderer (sent to the plugin as patch:Set)
   --block N            frames per run() call, 1..65536 (default 1024)
   --list               print the plugin's controls and presets, render nothing
@@ -43,6 +48,40 @@ bool parse_block(const std::string& text, uint32_t* block) {
         return false;
     }
     *block = static_cast<uint32_t>(value);
+    return true;
+}
+
+// "STEM=AZ[,EL[,DIST[,WIDTH]]]" → the stem's position controls, in that order. The plugin checks
+// the values' ranges when they are set, like any --set.
+bool parse_place(const std::string& text, std::vector<ControlSetting>* controls,
+                 std::string* error) {
+    static const char* const kStems[] = {"vocals", "drums", "bass", "other"};
+    static const char* const kFields[] = {"azimuth", "elevation", "distance", "width"};
+    const size_t eq = text.find('=');
+    const std::string stem = text.substr(0, eq);
+    bool known = false;
+    for (const char* s : kStems) known = known || stem == s;
+    if (eq == std::string::npos || !known) {
+        *error = "--place " + text + ": expected STEM=AZ[,EL[,DIST[,WIDTH]]] with STEM one of " +
+                 "vocals, drums, bass, other";
+        return false;
+    }
+    std::string rest = text.substr(eq + 1);
+    size_t field = 0;
+    while (true) {
+        const size_t comma = rest.find(',');
+        const std::string number = rest.substr(0, comma);
+        char* end = nullptr;
+        std::strtod(number.c_str(), &end);
+        if (number.empty() || field >= 4 || *end != '\0') {
+            *error = "--place " + text + ": expected up to four numbers AZ,EL,DIST,WIDTH";
+            return false;
+        }
+        controls->push_back({stem + "_" + kFields[field], number});
+        ++field;
+        if (comma == std::string::npos) break;
+        rest = rest.substr(comma + 1);
+    }
     return true;
 }
 
@@ -87,6 +126,10 @@ bool parse_arguments(const std::vector<std::string>& args, RenderSettings* setti
             if (!take_value(&settings->uri)) return false;
         } else if (name == "--preset") {
             if (!take_value(&settings->preset)) return false;
+        } else if (name == "--place") {
+            std::string text;
+            if (!take_value(&text)) return false;
+            if (!parse_place(text, &settings->controls, error)) return false;
         } else if (name == "--hrtf") {
             PathSetting path{kHrtfProperty, ""};
             if (!take_value(&path.path)) return false;
