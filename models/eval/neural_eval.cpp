@@ -3,7 +3,8 @@
 // (tools/eval) and measures the real-time factor on one core. The figures in docs/models.md come
 // from this program.
 //
-//   stemsphere-neural-eval [--live FILE] [--studio FILE] [--write DIR] CLIP_DIR...
+//   stemsphere-neural-eval [--live FILE] [--studio FILE] [--blend DSP_WEIGHT] [--write DIR]
+//   CLIP_DIR...
 // A clip dir holds reference stems (<stem>.wav or .flac): vocals/drums/bass/other, or
 // vocals/accompaniment. The input is mixture := Σ reference stems (the scoring rule of
 // shared/stems/README.md).
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "engine/dsp_mask_estimator.h"
+#include "engine/neural/blended_mask_estimator.h"
 #include "engine/neural/neural_mask_estimator.h"
 #include "engine/separation_engine.h"
 #include "tools/eval/audio_file.h"
@@ -104,14 +106,17 @@ Separated separate(const Audio& mix, std::unique_ptr<stemsphere::MaskEstimator> 
 
 int main(int argc, char** argv) {
     std::string live_path, studio_path, write_dir;
+    float blend = -1.0f;  // < 0: no blended back ends
     std::vector<std::string> clips;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if ((a == "--live" || a == "--studio" || a == "--write") && i + 1 < argc) {
             (a == "--live" ? live_path : a == "--studio" ? studio_path : write_dir) = argv[++i];
+        } else if (a == "--blend" && i + 1 < argc) {
+            blend = std::stof(argv[++i]);
         } else if (!a.empty() && a[0] == '-') {
             std::cerr << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
-                         "[--write DIR] CLIP_DIR...\n";
+                         "[--blend DSP_WEIGHT] [--write DIR] CLIP_DIR...\n";
             return 2;
         } else {
             clips.push_back(a);
@@ -127,10 +132,11 @@ int main(int argc, char** argv) {
             if (!model) throw std::runtime_error(error);
             models[name] = model;
             backends.push_back(name);
+            if (blend >= 0.0f) backends.push_back(std::string(name) + "+dsp");
         }
         std::map<std::string, std::vector<double>> means;
         std::map<std::string, double> rtf_sum;
-        std::printf("%-36s %-7s %8s %8s %8s %8s %8s %8s %6s\n", "clip", "backend", "vocals",
+        std::printf("%-36s %-10s %8s %8s %8s %8s %8s %8s %6s\n", "clip", "backend", "vocals",
                     "drums", "bass", "other", "accomp", "mean", "RTF");
         for (const std::string& clip : clips) {
             const StemSet refs = load_refs(clip);
@@ -152,9 +158,15 @@ int main(int argc, char** argv) {
                 const auto format = stemsphere::stft_format_for_rate(mix.sample_rate);
                 if (backend == "dsp") {
                     est = std::make_unique<stemsphere::DspMaskEstimator>(format);
+                } else if (backend.size() > 4 && backend.substr(backend.size() - 4) == "+dsp") {
+                    const std::string base = backend.substr(0, backend.size() - 4);
+                    est = std::make_unique<stemsphere::BlendedMaskEstimator>(
+                        std::make_unique<stemsphere::NeuralMaskEstimator>(models.at(base), format),
+                        std::make_unique<stemsphere::DspMaskEstimator>(format), format.bins(),
+                        blend);
                 } else {
-                    est =
-                        std::make_unique<stemsphere::NeuralMaskEstimator>(models[backend], format);
+                    est = std::make_unique<stemsphere::NeuralMaskEstimator>(models.at(backend),
+                                                                            format);
                 }
                 Separated sep = separate(mix, std::move(est));
                 if (targets.size() == 2) stemsphere::eval::add_accompaniment(sep.stems);
@@ -169,7 +181,7 @@ int main(int argc, char** argv) {
                 std::map<std::string, double> by;
                 for (const auto& t : score.targets) by[t.name] = t.sdr_v4;
                 auto cell = [&](const char* n) { return by.count(n) ? by[n] : std::nan(""); };
-                std::printf("%-36.36s %-7s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %6.3f\n",
+                std::printf("%-36.36s %-10s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %6.3f\n",
                             fs::path(clip).filename().c_str(), backend.c_str(), cell("vocals"),
                             cell("drums"), cell("bass"), cell("other"), cell("accompaniment"),
                             score.mean_sdr_v4, sep.rtf);
@@ -185,8 +197,8 @@ int main(int argc, char** argv) {
             for (double v : means[backend]) {
                 if (std::isfinite(v)) s += v, ++n;
             }
-            std::printf("  %-7s mean SDR %6.2f dB  (vs dsp %+5.2f dB)  RTF %.3f\n", backend.c_str(),
-                        n ? s / static_cast<double>(n) : std::nan(""),
+            std::printf("  %-10s mean SDR %6.2f dB  (vs dsp %+5.2f dB)  RTF %.3f\n",
+                        backend.c_str(), n ? s / static_cast<double>(n) : std::nan(""),
                         n ? s / static_cast<double>(n) -
                                 [&] {
                                     double d = 0;
