@@ -153,6 +153,24 @@ TEST(Plugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
     }
 }
 
+// The host's block size is invisible in the output: the engine works in its own hops.
+TEST(Plugin, EveryBlockSizeGivesTheSameOutput) {
+    const double rate = 44100;
+    auto l = test_music(20000, rate, 13, 0.8);
+    auto r = test_music(20000, rate, 14, 0.1);
+    std::vector<Render> renders;
+    for (uint32_t block : {1u, 17u, 256u, kMaxBlock}) {
+        auto host = make_host(rate);
+        host->activate();
+        renders.push_back(play(*host, l, r, block));
+    }
+    for (size_t k = 1; k < renders.size(); ++k) {
+        for (size_t c = 0; c < renders[0].out.size(); ++c) {
+            ASSERT_EQ(renders[k].out[c], renders[0].out[c]) << "render " << k << " output " << c;
+        }
+    }
+}
+
 TEST(Plugin, StemsSumToTheDelayedInputAndTheMixEqualsIt) {
     const double rate = 44100;
     auto host = make_host(rate);

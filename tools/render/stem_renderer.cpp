@@ -239,6 +239,10 @@ RenderResult render_file(const RenderSettings& settings, const std::string& bund
             return fail(RenderStatus::kFileError, "plugin " + line);
         }
     }
+    // Start the song from a clean state: the silence above must not shift the input against the
+    // plugin's internal hop grid, or the stems would depend on --block.
+    plugin->deactivate();
+    plugin->activate();
     const float reported = plugin->latency();
     result.latency = reported > 0 ? static_cast<uint32_t>(std::lround(reported)) : 0;
 
