@@ -1,6 +1,6 @@
-// SQLite back end: one writer connection owned by a writer thread that drains a queue of write
-// jobs and commits them in groups (each job inside its own SAVEPOINT, one fsync per group), plus
-// a pool of reader connections on the WAL snapshot. WAL + synchronous=FULL: an acknowledged
+// SQLite back end: one writer connection fed by a queue of write jobs that are committed in
+// groups (each job inside its own SAVEPOINT, one fsync per group), plus a pool of reader
+// connections on the WAL snapshot. WAL + synchronous=FULL: an acknowledged
 // commit survives a crash or power loss.
 #include "service/db_sqlite.h"
 
@@ -10,9 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
-#include <future>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 
 namespace stemsphere::service {
@@ -154,42 +152,44 @@ class SqliteDb final : public Db {
   public:
     explicit SqliteDb(std::string path) : path_(std::move(path)), in_memory_(path_ == ":memory:") {
         writer_ = std::make_unique<SqliteConnection>(path_, false);
-        if (!in_memory_) writer_thread_ = std::thread([this] { writer_loop(); });
-    }
-    ~SqliteDb() override {
-        {
-            std::lock_guard lock(queue_mutex_);
-            stopping_ = true;
-        }
-        queue_cv_.notify_all();
-        if (writer_thread_.joinable()) writer_thread_.join();
     }
     SqliteDb(const SqliteDb&) = delete;
     SqliteDb& operator=(const SqliteDb&) = delete;
 
     Dialect dialect() const override { return Dialect::kSqlite; }
 
+    // Group commit without a writer thread (leader/follower): a caller that finds no group
+    // running becomes the leader, takes every queued job (its own among them) and runs them on
+    // the writer connection; the others wait and find their job done. Jobs queued while a group
+    // runs form the next group, so one fsync acknowledges many requests under load.
     void write(const std::function<void(DbTx&)>& work) override {
-        if (in_memory_) {
-            // A private in-memory database (tests) has no fsync to share: run the job inline,
-            // through the same savepoint/commit path, under the writer's lock.
-            std::lock_guard lock(inline_mutex_);
-            std::vector<std::exception_ptr> errors;
-            Job job{&work, {}};
-            std::vector<Job*> group{&job};
+        Job job{&work, false, nullptr};
+        std::unique_lock lock(queue_mutex_);
+        queue_.push_back(&job);
+        std::vector<Job*> group;
+        std::vector<std::exception_ptr> errors;
+        while (!job.finished) {
+            if (leader_active_) {
+                queue_cv_.wait(lock);
+                continue;
+            }
+            leader_active_ = true;
+            while (!queue_.empty() && group.size() < kMaxJobsPerGroup) {
+                group.push_back(queue_.front());
+                queue_.pop_front();
+            }
+            lock.unlock();
             run_group(group, errors);
-            if (errors[0]) std::rethrow_exception(errors[0]);
-            return;
+            lock.lock();
+            for (size_t i = 0; i < group.size(); ++i) {
+                group[i]->error = errors[i];
+                group[i]->finished = true;
+            }
+            group.clear();
+            leader_active_ = false;
+            queue_cv_.notify_all();
         }
-        Job job{&work, {}};
-        std::future<void> done = job.done.get_future();
-        {
-            std::lock_guard lock(queue_mutex_);
-            if (stopping_) throw DbError("database is shutting down", true);
-            queue_.push_back(&job);
-        }
-        queue_cv_.notify_one();
-        done.get();  // rethrows the job's exception, or the group commit failure
+        if (job.error) std::rethrow_exception(job.error);
     }
 
     void read(const std::function<void(DbTx&)>& work) override {
@@ -215,7 +215,8 @@ class SqliteDb final : public Db {
   private:
     struct Job {
         const std::function<void(DbTx&)>* work;
-        std::promise<void> done;
+        bool finished = false;  // guarded by queue_mutex_
+        std::exception_ptr error;
     };
 
     std::unique_ptr<SqliteConnection> take_reader() {
@@ -232,31 +233,6 @@ class SqliteDb final : public Db {
     void give_back_reader(std::unique_ptr<SqliteConnection> conn) {
         std::lock_guard lock(reader_mutex_);
         readers_.push_back(std::move(conn));
-    }
-
-    void writer_loop() {
-        std::vector<Job*> group;
-        std::vector<std::exception_ptr> errors;
-        for (;;) {
-            {
-                std::unique_lock lock(queue_mutex_);
-                queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (queue_.empty() && stopping_) return;
-                while (!queue_.empty() && group.size() < kMaxJobsPerGroup) {
-                    group.push_back(queue_.front());
-                    queue_.pop_front();
-                }
-            }
-            run_group(group, errors);
-            for (size_t i = 0; i < group.size(); ++i) {
-                if (errors[i]) {
-                    group[i]->done.set_exception(errors[i]);
-                } else {
-                    group[i]->done.set_value();
-                }
-            }
-            group.clear();
-        }
     }
 
     // Runs every job of the group in one transaction, each inside a savepoint so that one job's
@@ -308,12 +284,10 @@ class SqliteDb final : public Db {
     std::string path_;
     bool in_memory_;
     std::unique_ptr<SqliteConnection> writer_;
-    std::thread writer_thread_;
     std::mutex queue_mutex_;
     std::condition_variable queue_cv_;
     std::deque<Job*> queue_;
-    bool stopping_ = false;
-    std::mutex inline_mutex_;
+    bool leader_active_ = false;
     std::mutex reader_mutex_;
     std::vector<std::unique_ptr<SqliteConnection>> readers_;
 };
