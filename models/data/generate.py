@@ -116,7 +116,6 @@ def plan_song(rng, split):
         "sevenths": bool(rng.random() < 0.2),
         "bars": 16,
         "drum_source": "avl" if rng.random() < 0.4 else "gm",
-        "drum_kit": int(rng.integers(len(AVL_KITS))) if False else 0,
         "soundfont": {s: SOUNDFONTS[rng.integers(len(SOUNDFONTS))] for s in
                       ("drums", "bass", "other", "voxpad")},
         "female": bool(rng.random() < 0.5),
@@ -135,8 +134,9 @@ def plan_song(rng, split):
     return plan
 
 
-def write_mma(plan, path):
-    lines = [f"Tempo {plan['tempo']}"]
+def write_mma(plan, path, song_seed):
+    # MMA humanises timing and velocity with Python's random: seed it, or songs differ per run.
+    lines = [f"RndSeed {song_seed}", f"Tempo {plan['tempo']}"]
     chords = []
     for bar in range(plan["bars"]):
         if bar % 8 == 0:
@@ -274,7 +274,7 @@ def bandwidth_extend(x, sr_src, rng):
     return x + up * 10 ** (rng.uniform(-1, 5) / 20)
 
 
-def sing(plan, phrases, rng, tmp, total):
+def sing(plan, phrases, rng, tmp, total, seed):
     """Vocal stem (mono) from espeak-ng speech turned into the melody by Praat PSOLA."""
     vocal = np.zeros(total, dtype=np.float64)
     bases, placements = [], []
@@ -304,7 +304,7 @@ def sing(plan, phrases, rng, tmp, total):
             detune = rng.uniform(-6, 6)
             for t in np.arange(a, b, 0.004):
                 since = t - a
-                glide = -70 * np.exp(-since / 0.045) + 30 * np.exp(-since / 0.02) * 0
+                glide = -70 * np.exp(-since / 0.045)  # scoop into the note
                 vib = 0.0
                 if b - a > 0.35 and since > 0.18:
                     fade = min((since - 0.18) / 0.25, 1.0)
@@ -321,8 +321,8 @@ def sing(plan, phrases, rng, tmp, total):
     with open(listfile, "w") as f:
         f.write("\n".join(bases) + "\n")
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sing.praat")
-    subprocess.run(["praat", "--run", script, listfile], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(["praat", "--run", script, listfile, str(seed)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for base, t0 in zip(bases, placements):
         y, sr = sf.read(base + "_sung.wav", dtype="float64")
         y = sps.resample_poly(y, RATE, sr)
@@ -396,12 +396,12 @@ def make_song(index, args):
     out_dir = os.path.join(args.out, f"{args.split}_{index:05d}")
     if os.path.exists(os.path.join(out_dir, "meta.json")):
         return
-    rng = np.random.default_rng(args.seed * 100003 + index + (7919 if args.split == "test"
-                                                                else 0))
+    song_seed = args.seed * 100003 + index + (7919 if args.split == "test" else 0)
+    rng = np.random.default_rng(song_seed)
     plan = plan_song(rng, args.split)
     tmp = tempfile.mkdtemp(prefix="stemsphere-gen-")
     try:
-        chords = write_mma(plan, os.path.join(tmp, "song.mma"))
+        chords = write_mma(plan, os.path.join(tmp, "song.mma"), song_seed)
         subprocess.run(["mma", os.path.join(tmp, "song.mma"), "-f", os.path.join(tmp, "song.mid")],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         paths = split_midi(os.path.join(tmp, "song.mid"), plan, rng, tmp)
@@ -414,7 +414,7 @@ def make_song(index, args):
         total = max(len(v) for v in stems.values()) if stems else RATE
         total = min(total, int((plan["bars"] * 4 * 60 / plan["tempo"] + 2.0) * RATE))
         phrases = melody(plan, chords, rng)
-        voc = sing(plan, phrases, rng, tmp, total)
+        voc = sing(plan, phrases, rng, tmp, total, song_seed)
         vocals = pan(voc, rng.uniform(-0.15, 0.15))
         if rng.random() < 0.3:  # double track, late and panned
             d = int(rng.uniform(0.015, 0.03) * RATE)

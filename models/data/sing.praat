@@ -3,7 +3,10 @@
 # Writes <base>_sung.wav. One Praat process per song keeps start-up cost out of the loop.
 form Sing phrases
   sentence listfile list.txt
+  integer seed 1
 endform
+# PSOLA places unvoiced pulses at random: seed Praat's generator so songs reproduce.
+random_initializeWithSeedUnsafelyButPredictably (seed)
 strings = Read Strings from raw text file: listfile$
 n = Get number of strings
 for i to n
