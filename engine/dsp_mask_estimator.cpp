@@ -15,11 +15,10 @@ size_t odd_taps(double count) {
 }
 
 // In a sorted array of n values that contains `leaving`, replace it by `entering` and keep the
-// array sorted: one linear scan and a shift, O(n), no allocation.
+// array sorted: a binary search and a shift, O(n) worst case, no allocation.
 void replace_sorted(float* sorted, size_t n, float leaving, float entering) {
-    size_t i = 0;
-    while (i < n && sorted[i] != leaving) ++i;
-    assert(i < n && "sorted window out of step with its ring");
+    auto i = static_cast<size_t>(std::lower_bound(sorted, sorted + n, leaving) - sorted);
+    assert(i < n && sorted[i] == leaving && "sorted window out of step with its ring");
     if (i == n) return;
     while (i + 1 < n && sorted[i + 1] < entering) {
         sorted[i] = sorted[i + 1];
@@ -30,6 +29,14 @@ void replace_sorted(float* sorted, size_t n, float leaving, float entering) {
         --i;
     }
     sorted[i] = entering;
+}
+
+// x^p for the exponents the tuning uses, without calling pow() per bin in the common cases.
+inline float power(float x, float p) {
+    if (p == 2.0f) return x * x;
+    if (p == 4.0f) return (x * x) * (x * x);
+    if (p == 1.0f) return x;
+    return std::pow(x, p);
 }
 
 // Second-order smooth step: 1 below corner, 0 far above (a Butterworth-like magnitude squared).
@@ -98,8 +105,8 @@ void DspMaskEstimator::estimate(const std::complex<float>* left, const std::comp
         const float harmonic = sorted_history_[k * taps + taps / 2];
         const float percussive = window_[half];
 
-        const float h2 = std::pow(harmonic, tuning_.hp_power);
-        const float p2 = std::pow(percussive, tuning_.hp_power);
+        const float h2 = power(harmonic, tuning_.hp_power);
+        const float p2 = power(percussive, tuning_.hp_power);
         const float denom = h2 + p2;
         const float h_share = denom > kTiny ? h2 / denom : 1.0f;
         const float p_share = 1.0f - h_share;
@@ -109,7 +116,7 @@ void DspMaskEstimator::estimate(const std::complex<float>* left, const std::comp
         const float sum = std::norm(left[k] + right[k]);
         const float coherence = lr > kTiny ? sum / (2.0f * lr) : 1.0f;  // in [0, 1]
         const float centre = std::clamp(2.0f * coherence - 1.0f, 0.0f, 1.0f);
-        const float centre_weight = std::pow(centre, tuning_.centre_power);
+        const float centre_weight = power(centre, tuning_.centre_power);
 
         const float low = low_prior_[k];
         const float vocal = h_share * (1.0f - low) * voice_prior_[k] * centre_weight;

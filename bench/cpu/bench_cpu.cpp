@@ -36,8 +36,10 @@ struct Scenario {
 // Rows of the table; the first plugin row after the baselines is the reference for ratios.
 const std::vector<Scenario> kScenarios{
     {"host loop (no plugin call)", false, {}},
-    {"bypass (enabled=0)", true, {{"enabled", 0.0f}}},
-    {"DSP separation (Live)", true, {{"enabled", 1.0f}, {"quality", 0.0f}}},
+    // Bypass keeps separating (so re-enabling is seamless): it costs what the plugin costs.
+    {"bypass (enabled=0)", true, {{"enabled", 0.0f}, {"binaural", 0.0f}}},
+    {"DSP separation, plain sum", true, {{"enabled", 1.0f}, {"quality", 0.0f}, {"binaural", 0.0f}}},
+    {"DSP separation + binaural", true, {{"enabled", 1.0f}, {"quality", 0.0f}, {"binaural", 1.0f}}},
 };
 constexpr size_t kBypassRow = 1;
 
