@@ -622,6 +622,7 @@ Outcome Accounts::export_data(const Principal& who, Ledger& ledger) {
     data["sessions"] = sessions(who).body["sessions"];
     data["balance"] = ledger.balance(who.account_id);
     data["usage"] = ledger.usage(who.account_id, 1'000'000, kNever)["items"];
+    data["leases"] = ledger.leases(who.account_id);
     db_.read([&](DbTx& tx) {
         Json::Value log_items(Json::arrayValue);
         for (const auto& r :
@@ -636,21 +637,6 @@ Outcome Accounts::export_data(const Principal& who, Ledger& ledger) {
             log_items.append(e);
         }
         data["security_log"] = log_items;
-        Json::Value leases(Json::arrayValue);
-        for (const auto& r :
-             tx.query("SELECT id, device_id, state, granted_ms, used_ms, created_at "
-                      "FROM lease WHERE owner = ? ORDER BY created_at",
-                      {who.account_id})) {
-            Json::Value l;
-            l["lease_id"] = r.text(0);
-            l["device_id"] = r.text(1);
-            l["state"] = r.text(2);
-            l["granted_ms"] = Json::Int64(r.integer(3));
-            if (!r.is_null(4)) l["used_ms"] = Json::Int64(r.integer(4));
-            l["created_at"] = Json::Int64(seconds(r.integer(5)));
-            leases.append(l);
-        }
-        data["leases"] = leases;
         Json::Value transfers(Json::arrayValue);
         for (const auto& r :
              tx.query("SELECT t.id, t.debit_account, t.credit_account, t.amount, t.kind, t.code, "

@@ -682,6 +682,18 @@ std::optional<Json::Value> Ledger::lease(const std::string& owner, const std::st
     return out;
 }
 
+Json::Value Ledger::leases(const std::string& owner) {
+    Json::Value items(Json::arrayValue);
+    db_.read([&](DbTx& tx) {
+        for (const auto& r : tx.query("SELECT " + std::string(kLeaseColumns) +
+                                          " FROM lease WHERE owner = ? ORDER BY created_at, id",
+                                      {owner})) {
+            items.append(lease_json(r));
+        }
+    });
+    return items;
+}
+
 Json::Value Ledger::usage(const std::string& owner, int64_t limit, int64_t before_us) {
     Json::Value items(Json::arrayValue);
     db_.read([&](DbTx& tx) {

@@ -454,6 +454,8 @@ TEST_P(Api, ExportThenDeleteErasesPersonalDataKeepsLedger) {
     ASSERT_EQ(exported.status, 200);
     EXPECT_EQ(exported.body["account"]["email"], "gone@x.org");
     EXPECT_EQ(exported.body["usage"].size(), 1u);
+    ASSERT_EQ(exported.body["leases"].size(), 1u);
+    EXPECT_EQ(exported.body["leases"][0]["state"], "settled");
     EXPECT_GE(exported.body["ledger_transfers"].size(), 2u);
     EXPECT_GE(exported.body["security_log"].size(), 2u);
 
