@@ -5,6 +5,7 @@
 
 #include "engine/denormals.h"
 #include "engine/dsp_mask_estimator.h"
+#include "engine/neural/neural_mask_estimator.h"
 
 namespace stemsphere {
 
@@ -58,6 +59,60 @@ std::unique_ptr<Processor> Processor::with_dsp_backend(double sample_rate) {
 
 bool Processor::set_hrtf(const HrtfSet* set) {
     return renderer_.set_hrtf(set);
+}
+
+const char* quality_mode_name(QualityMode mode) {
+    switch (mode) {
+        case QualityMode::kLiveDsp:
+            return "Live (DSP)";
+        case QualityMode::kLiveNeural:
+            return "Live (neural)";
+        case QualityMode::kStudio:
+            return "Studio (neural)";
+    }
+    return "unknown";
+}
+
+const char* quality_mode_model_file(QualityMode mode) {
+    switch (mode) {
+        case QualityMode::kLiveDsp:
+            return nullptr;
+        case QualityMode::kLiveNeural:
+            return "live.stsnn";
+        case QualityMode::kStudio:
+            return "studio.stsnn";
+    }
+    return nullptr;
+}
+
+std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mode,
+                                             const std::string& models_dir, std::string* error) {
+    const char* file = quality_mode_model_file(mode);
+    if (file == nullptr) return with_dsp_backend(sample_rate);
+    const std::string path = models_dir + "/" + file;
+    std::string why;
+    auto model = NeuralModel::load(path, &why);
+    if (!model) {
+        *error = std::string(quality_mode_name(mode)) + ": " + why;
+        return nullptr;
+    }
+    const NeuralVariant expected =
+        mode == QualityMode::kStudio ? NeuralVariant::kStudio : NeuralVariant::kLive;
+    const StftFormat format = stft_format_for_rate(sample_rate);
+    const double lookahead_s = static_cast<double>(model->lookahead * format.hop) / sample_rate;
+    if (model->variant != expected || (mode == QualityMode::kLiveNeural && model->lookahead != 0) ||
+        lookahead_s > 1.0) {
+        *error = std::string(quality_mode_name(mode)) + ": " + path +
+                 " is not a model for this mode (variant or look-ahead)";
+        return nullptr;
+    }
+    try {
+        return std::make_unique<Processor>(
+            sample_rate, std::make_unique<NeuralMaskEstimator>(std::move(model), format));
+    } catch (const std::exception& e) {
+        *error = std::string(quality_mode_name(mode)) + ": " + e.what();
+        return nullptr;
+    }
 }
 
 void Processor::reset() {

@@ -9,6 +9,7 @@
 // Real-time contract: process() never allocates, locks or blocks. Construction is off-thread.
 #include <array>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/binaural/binaural_renderer.h"
@@ -41,6 +42,14 @@ struct ProcessorControls {
     float head_roll_deg = 0.0f;
 };
 
+// The quality modes of the plugin: which separation back end runs. The neural modes need their
+// model file (models/weights/*.stsnn, installed in the bundle's models/ folder).
+enum class QualityMode : uint32_t { kLiveDsp = 0, kLiveNeural = 1, kStudio = 2 };
+inline constexpr uint32_t kQualityModeCount = 3;
+const char* quality_mode_name(QualityMode mode);
+// File name of the mode's model inside a models folder; nullptr for the DSP back end.
+const char* quality_mode_model_file(QualityMode mode);
+
 // Output channel order of process(): main L/R, then each stem L/R in Stem order.
 inline constexpr size_t kOutputChannels = 2 + 2 * kStemCount;
 
@@ -49,6 +58,10 @@ class Processor {
     Processor(double sample_rate, std::unique_ptr<MaskEstimator> estimator);
     // The free DSP back end at the rate's STFT format.
     static std::unique_ptr<Processor> with_dsp_backend(double sample_rate);
+    // Off the audio thread: a processor for `mode`, loading its model from `models_dir`.
+    // nullptr and a one-line *error (missing/corrupt model, wrong variant, look-ahead over 1 s).
+    static std::unique_ptr<Processor> create(double sample_rate, QualityMode mode,
+                                             const std::string& models_dir, std::string* error);
 
     size_t latency() const { return engine_.hop_latency() + engine_.hop(); }
     const StftFormat& format() const { return engine_.format(); }

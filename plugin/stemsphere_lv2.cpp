@@ -98,7 +98,20 @@ void free_mapped_path(const LV2_State_Free_Path* free_path, char* path) {
 }
 
 // Messages between run() and the worker: plain bytes, copied by the host.
-enum class Job : uint32_t { kLoadHrtf, kFreeHrtf };
+enum class Job : uint32_t { kLoadHrtf, kFreeHrtf, kBuildProcessor, kFreeProcessor };
+struct BuildProcessorJob {
+    Job type = Job::kBuildProcessor;
+    stemsphere::QualityMode mode;
+};
+struct FreeProcessorJob {
+    Job type = Job::kFreeProcessor;
+    stemsphere::Processor* processor;
+};
+struct ProcessorBuilt {
+    Job type = Job::kBuildProcessor;
+    stemsphere::QualityMode mode;
+    stemsphere::Processor* processor;
+};
 struct LoadHrtfJob {
     Job type = Job::kLoadHrtf;
     char path[kMaxPath];
@@ -108,6 +121,7 @@ struct FreeHrtfJob {
     HrtfSet* set;
 };
 struct HrtfLoaded {
+    Job type = Job::kLoadHrtf;
     HrtfSet* set;
     char path[kMaxPath];
 };
@@ -132,11 +146,14 @@ struct Stemsphere {
     explicit Stemsphere(const LV2_URID_Map* m) : uris(m) {}
 
     double rate = 48000.0;
+    std::string models_dir;  // <bundle>/models: the neural modes' weights
     Uris uris;
     LV2_Atom_Forge forge{};
     LV2_Log_Logger logger{};
     const LV2_Worker_Schedule* schedule = nullptr;
     std::unique_ptr<stemsphere::Processor> processor;
+    stemsphere::QualityMode active_mode = stemsphere::QualityMode::kLiveDsp;     // of `processor`
+    stemsphere::QualityMode requested_mode = stemsphere::QualityMode::kLiveDsp;  // last asked for
     std::unique_ptr<HrtfSet> hrtf;  // the set the processor uses (owned here)
     char hrtf_path[kMaxPath] = {};  // its file; "" when none
     bool notify_path = false;       // announce hrtf_path on the notify port at the next run()
@@ -182,6 +199,41 @@ struct Stemsphere {
         return c;
     }
 
+    stemsphere::QualityMode read_mode() const {
+        const float v = control_value(quality, 0.0f, 0.0f,
+                                      static_cast<float>(stemsphere::kQualityModeCount - 1));
+        return static_cast<stemsphere::QualityMode>(static_cast<uint32_t>(std::lround(v)));
+    }
+
+    // Off the audio thread: a processor for `mode`, or nullptr (logged; the caller keeps the
+    // current back end, so audio never stops).
+    std::unique_ptr<stemsphere::Processor> build_processor(stemsphere::QualityMode mode) {
+        std::string error;
+        auto p = stemsphere::Processor::create(rate, mode, models_dir, &error);
+        if (!p) {
+            lv2_log_error(&logger,
+                          "Stemsphere: cannot switch to %s, keeping the current mode: %s\n",
+                          stemsphere::quality_mode_name(mode), error.c_str());
+        } else {
+            lv2_log_note(&logger, "Stemsphere: %s ready, latency %zu frames\n",
+                         stemsphere::quality_mode_name(mode), p->latency());
+        }
+        return p;
+    }
+
+    // Makes `p` the running processor (same HRTF set and controls, fresh audio history) and
+    // returns the one it replaces. Real-time safe.
+    stemsphere::Processor* install_processor(stemsphere::Processor* p,
+                                             stemsphere::QualityMode mode) {
+        p->set_hrtf(hrtf.get());
+        p->set_controls(read_controls());
+        p->reset();
+        stemsphere::Processor* old = processor.release();
+        processor.reset(p);
+        active_mode = mode;
+        return old;
+    }
+
     // Off the audio thread: read and prepare a SOFA file for this rate. Logs why on failure.
     std::unique_ptr<HrtfSet> load_hrtf(const char* path) {
         std::string error;
@@ -198,6 +250,7 @@ struct Stemsphere {
 
     // Installs a loaded set; returns the one it replaces (or `set` itself when refused).
     HrtfSet* install(std::unique_ptr<HrtfSet> set, const char* path) {
+        // The running processor keeps its own pointer: swap it first.
         if (!processor->set_hrtf(set.get())) return set.release();
         HrtfSet* old = hrtf.release();
         hrtf = std::move(set);
@@ -208,7 +261,7 @@ struct Stemsphere {
     }
 };
 
-LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char*,
+LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_path,
                        const LV2_Feature* const* features) {
     const auto* map = find_feature<LV2_URID_Map>(features, LV2_URID__map);
     const auto* log = find_feature<LV2_Log_Log>(features, LV2_LOG__log);
@@ -229,6 +282,7 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char*,
         self->rate = rate;
         self->logger = logger;
         self->schedule = schedule;
+        self->models_dir = std::string(bundle_path != nullptr ? bundle_path : ".") + "/models";
         lv2_atom_forge_init(&self->forge, const_cast<LV2_URID_Map*>(map));
         self->processor = stemsphere::Processor::with_dsp_backend(rate);
         // The default set is loaded here (not in run()); a missing file leaves binaural off.
@@ -289,6 +343,15 @@ void connect_port(LV2_Handle handle, uint32_t port, void* data) {
 
 void activate(LV2_Handle handle) {
     auto* self = static_cast<Stemsphere*>(handle);
+    // Not real-time: the chosen mode's processor is built right here (hosts without a worker
+    // switch modes this way; with a worker run() also switches while playing).
+    const stemsphere::QualityMode mode = self->read_mode();
+    self->requested_mode = mode;
+    if (mode != self->active_mode) {
+        if (auto p = self->build_processor(mode)) {
+            delete self->install_processor(p.release(), mode);
+        }
+    }
     self->processor->set_controls(self->read_controls());
     self->processor->reset();
     self->notify_path = true;
@@ -353,6 +416,16 @@ void run(LV2_Handle handle, uint32_t n) {
         }
     }
     write_notifications(self);
+    // A new quality mode is built in the worker and swapped in by work_response().
+    const stemsphere::QualityMode mode = self->read_mode();
+    if (mode != self->requested_mode && self->schedule != nullptr) {
+        BuildProcessorJob job;
+        job.mode = mode;
+        if (self->schedule->schedule_work(self->schedule->handle, sizeof job, &job) ==
+            LV2_WORKER_SUCCESS) {
+            self->requested_mode = mode;
+        }
+    }
     if (self->in[0] == nullptr || self->in[1] == nullptr) return;  // host bug: nothing to read
     self->processor->set_controls(self->read_controls());
     self->processor->process(self->in[0], self->in[1], self->out, n);
@@ -369,6 +442,26 @@ LV2_Worker_Status work(LV2_Handle handle, LV2_Worker_Respond_Function respond,
     if (size < sizeof(Job)) return LV2_WORKER_ERR_UNKNOWN;
     Job type;
     std::memcpy(&type, data, sizeof type);
+    if (type == Job::kFreeProcessor && size == sizeof(FreeProcessorJob)) {
+        FreeProcessorJob job;
+        std::memcpy(&job, data, sizeof job);
+        delete job.processor;
+        return LV2_WORKER_SUCCESS;
+    }
+    if (type == Job::kBuildProcessor && size == sizeof(BuildProcessorJob)) {
+        BuildProcessorJob job;
+        std::memcpy(&job, data, sizeof job);
+        auto p = self->build_processor(job.mode);
+        if (!p) return LV2_WORKER_SUCCESS;  // logged; the current back end keeps running
+        ProcessorBuilt built;
+        built.mode = job.mode;
+        built.processor = p.release();
+        if (respond(respond_handle, sizeof built, &built) != LV2_WORKER_SUCCESS) {
+            delete built.processor;
+            lv2_log_error(&self->logger, "Stemsphere: host refused the worker response\n");
+        }
+        return LV2_WORKER_SUCCESS;
+    }
     if (type == Job::kFreeHrtf && size == sizeof(FreeHrtfJob)) {
         FreeHrtfJob job;
         std::memcpy(&job, data, sizeof job);
@@ -393,19 +486,29 @@ LV2_Worker_Status work(LV2_Handle handle, LV2_Worker_Respond_Function respond,
     return LV2_WORKER_SUCCESS;
 }
 
-// Audio thread: swap the new set in, hand the old one back to the worker to free.
+// Audio thread: swap a new HRTF set or processor in, hand the old one to the worker to free.
 LV2_Worker_Status work_response(LV2_Handle handle, uint32_t size, const void* data) {
     auto* self = static_cast<Stemsphere*>(handle);
-    if (size != sizeof(HrtfLoaded)) return LV2_WORKER_ERR_UNKNOWN;
-    const auto* loaded = static_cast<const HrtfLoaded*>(data);
-    HrtfSet* old = self->install(std::unique_ptr<HrtfSet>(loaded->set), loaded->path);
+    if (size < sizeof(Job)) return LV2_WORKER_ERR_UNKNOWN;
+    Job type;
+    std::memcpy(&type, data, sizeof type);
+    if (type == Job::kBuildProcessor && size == sizeof(ProcessorBuilt)) {
+        ProcessorBuilt built;
+        std::memcpy(&built, data, sizeof built);
+        FreeProcessorJob job;
+        job.processor = self->install_processor(built.processor, built.mode);
+        // Leaking one processor is better than freeing it on the audio thread.
+        self->schedule->schedule_work(self->schedule->handle, sizeof job, &job);
+        return LV2_WORKER_SUCCESS;
+    }
+    if (type != Job::kLoadHrtf || size != sizeof(HrtfLoaded)) return LV2_WORKER_ERR_UNKNOWN;
+    HrtfLoaded loaded;
+    std::memcpy(&loaded, data, sizeof loaded);
+    HrtfSet* old = self->install(std::unique_ptr<HrtfSet>(loaded.set), loaded.path);
     if (old != nullptr) {
         FreeHrtfJob job;
         job.set = old;
-        if (self->schedule->schedule_work(self->schedule->handle, sizeof job, &job) !=
-            LV2_WORKER_SUCCESS) {
-            // Leaking one set is better than freeing on the audio thread.
-        }
+        self->schedule->schedule_work(self->schedule->handle, sizeof job, &job);
     }
     return LV2_WORKER_SUCCESS;
 }

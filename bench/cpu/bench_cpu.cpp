@@ -40,6 +40,10 @@ const std::vector<Scenario> kScenarios{
     {"bypass (enabled=0)", true, {{"enabled", 0.0f}, {"binaural", 0.0f}}},
     {"DSP separation, plain sum", true, {{"enabled", 1.0f}, {"quality", 0.0f}, {"binaural", 0.0f}}},
     {"DSP separation + binaural", true, {{"enabled", 1.0f}, {"quality", 0.0f}, {"binaural", 1.0f}}},
+    {"Live (neural), plain sum", true, {{"enabled", 1.0f}, {"quality", 1.0f}, {"binaural", 0.0f}}},
+    {"Studio (neural), plain sum",
+     true,
+     {{"enabled", 1.0f}, {"quality", 2.0f}, {"binaural", 0.0f}}},
 };
 constexpr size_t kBypassRow = 1;
 
