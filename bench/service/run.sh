@@ -26,15 +26,16 @@ trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 json() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
-start_server() { # $1 = db url; prints the port
+port=""
+start_server() { # $1 = db url; sets $port (runs in this shell so cleanup knows the pid)
   local log=$work/server-$RANDOM.log
-  "$server" --db "$1" --listen 127.0.0.1:0 --threads 64 --lease-rate 1e9 --signin-rate 1e9 --signup-rate 1e9 --max-open-leases 1000 \
-    >"$log" 2>&1 &
+  "$server" --db "$1" --listen 127.0.0.1:0 --threads 64 --lease-rate 1e9 --signin-rate 1e9 \
+    --signup-rate 1e9 --max-open-leases 1000 >"$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
     grep -q listening "$log" 2>/dev/null && break; sleep 0.1
   done
-  grep -o ':[0-9]* ' "$log" | tr -d ': '
+  port=$(grep -o ':[0-9]* ' "$log" | tr -d ': ')
 }
 
 make_user() { # $1 = base url, $2 = db url; prints the access token
@@ -71,8 +72,8 @@ PY
 
 results=()
 bench_backend() { # $1 = name, $2 = db url
-  local port base token tokens=""
-  port=$(start_server "$2"); base=http://127.0.0.1:$port
+  local base token tokens=""
+  start_server "$2"; base=http://127.0.0.1:$port
   for _ in $(seq "$conns"); do tokens="$tokens $(make_user "$base" "$2")"; done
   token=$(echo $tokens | cut -d' ' -f1)
   wrk -t2 -c"$conns" -d"${secs}s" --latency "$base/v1/health" >"$work/health.txt"
