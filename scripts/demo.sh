@@ -5,7 +5,7 @@
 #   bash scripts/demo.sh my-song.flac    # or your own files (WAV/FLAC/OGG/MP3, mono or stereo)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bash "$here/scripts/setup.sh"
+bash "$here/scripts/setup.sh" stemsphere_lv2 stemsphere-render stemsphere-demosong
 bin="$here/build/tools"
 if [ $# -eq 0 ]; then
   song_dir="$here/out/demo-song"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages listed in scripts/apt-packages.txt that are missing, then
-# configures and builds the project into build/. Idempotent: a second run only rebuilds.
+# configures and builds the project into build/ (all targets, or the ones given as arguments).
+# Idempotent: a second run only rebuilds what changed. STEMSPHERE_WERROR=ON|OFF sets warnings as
+# errors (the test command turns it on); unset keeps the build tree's current choice.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
@@ -15,6 +17,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTEMSPHERE_WERROR="${STEMSPHERE_WERROR:-$werror}" >/dev/null
-cmake --build build -j"$(nproc)"
+werror=()
+[ -n "${STEMSPHERE_WERROR:-}" ] && werror=(-DSTEMSPHERE_WERROR="$STEMSPHERE_WERROR")
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${werror[@]}" >/dev/null
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build build -j"$(nproc)" "${targets[@]}"
