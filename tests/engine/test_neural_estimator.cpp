@@ -14,6 +14,7 @@
 
 #include "engine/neural/neural_mask_estimator.h"
 #include "engine/neural/neural_model.h"
+#include "tests/engine/mask_checks.h"
 
 namespace stemsphere {
 namespace {
@@ -117,16 +118,8 @@ TEST(NeuralEstimator, MasksSumToOneAtEveryRate) {
         std::vector<float> masks(kStemCount * format.bins());
         for (size_t t = 0; t < 20; ++t) {
             estimator.estimate(input[0][t].data(), input[1][t].data(), masks.data());
-            for (size_t k = 0; k < format.bins(); ++k) {
-                float sum = 0.0f;
-                for (size_t s = 0; s < kStemCount; ++s) {
-                    const float m = masks[s * format.bins() + k];
-                    ASSERT_GE(m, 0.0f);
-                    ASSERT_LE(m, 1.0f);
-                    sum += m;
-                }
-                ASSERT_NEAR(sum, 1.0f, 1e-5f) << "rate " << rate << " bin " << k;
-            }
+            ASSERT_TRUE(masks_partition_unity(masks.data(), format.bins(), 1e-5f))
+                << "rate " << rate << " frame " << t;
         }
     }
 }
