@@ -9,13 +9,12 @@ export STEMSPHERE_WERROR=ON
 bash scripts/setup.sh || { echo "setup/build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0; failed=0
-count() { # $1 = ctest log
-  local p f
-  p=$(grep -Eo '[0-9]+ tests? passed|tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -1)
+count() { # $1 = ctest log; a run that reports no totals (crash, no tests) counts as a failure
   local total fails
   total=$(grep -Eo 'out of [0-9]+' "$1" | tail -1 | grep -Eo '[0-9]+')
   fails=$(grep -Eo '[0-9]+ tests failed' "$1" | tail -1 | grep -Eo '^[0-9]+')
-  total=${total:-0}; fails=${fails:-0}
+  if [ -z "$total" ] || [ "$total" -eq 0 ]; then failed=$((failed + 1)); return; fi
+  fails=${fails:-0}
   passed=$((passed + total - fails)); failed=$((failed + fails))
 }
 
