@@ -108,8 +108,13 @@ std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mod
         return nullptr;
     }
     try {
-        // 30 % of the DSP back end's masks temper the small network where it is unsure: +0.2 dB
-        // on the held-out synthetic songs (where the weight was chosen) and +0.9 dB on real
+        // A guided model already refines the DSP back end's masks (it runs one inside).
+        if (model->guided) {
+            return std::make_unique<Processor>(
+                sample_rate, std::make_unique<NeuralMaskEstimator>(std::move(model), format));
+        }
+        // 30 % of the DSP back end's masks temper an unguided network where it is unsure: +0.2
+        // dB on the held-out synthetic songs (where the weight was chosen) and +0.9 dB on real
         // music (docs/models.md). Both sum to 1 per bin, so the blend does too.
         constexpr float kDspShare = 0.3f;
         return std::make_unique<Processor>(

@@ -21,8 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stemsphere_model as sm  # noqa: E402
 
 MAGIC = b"STSPHNN\0"
-FORMAT_VERSION = 1
-VARIANT_IDS = {"live": 0, "studio": 1, "test": 2}
+FORMAT_VERSION = 2
+FLAG_GUIDED = 1
+# The file's variant says which quality mode a model is for; guidance is a header flag.
+VARIANT_IDS = {"live": 0, "studio": 1, "test": 2, "live-guided": 0, "studio-guided": 1}
 
 
 def tensor_list(model):
@@ -36,9 +38,9 @@ def tensor_list(model):
 
 
 def write_model(model, variant, path):
-    head = MAGIC + struct.pack("<7I", FORMAT_VERSION, VARIANT_IDS[variant], model.bands,
+    head = MAGIC + struct.pack("<8I", FORMAT_VERSION, VARIANT_IDS[variant], model.bands,
                                model.channels, model.kernel, len(model.dilations),
-                               model.lookahead)
+                               model.lookahead, FLAG_GUIDED if model.guided else 0)
     head += struct.pack("<2f", sm.FMAX_HZ, sm.POWER_FLOOR)
     head += struct.pack(f"<{len(model.dilations)}I", *model.dilations)
     tensors = tensor_list(model)
@@ -71,12 +73,21 @@ def lcg_spectra(frames, bins, seed):
     return out
 
 
-def expected_masks(model, n_fft, rate, frames, seed):
+def expected_masks(model, n_fft, rate, frames, seed, bridge=None):
+    """Masks the C++ estimator must return for each of `frames` calls on the fixture input. A
+    guided model's first `lookahead` outputs combine with an even split, as the C++ ring starts."""
     spec = torch.from_numpy(lcg_spectra(frames, n_fft // 2 + 1, seed))
     w = sm.band_geometry(sm.band_weights(n_fft, rate, model.bands))
     with torch.no_grad():
-        feats = sm.features(spec[0], spec[1], w, n_fft, model.bands).unsqueeze(0)
-        masks = sm.bin_masks(model(feats), w)[0]  # (frames, 4, bins)
+        dsp = bridge.masks(spec.unsqueeze(0), n_fft, n_fft // 4, rate) if model.guided else None
+        feats = sm.network_inputs(model, spec[0:1], spec[1:2], w, n_fft, dsp)
+        out = model(feats)
+        if model.guided:
+            d = model.lookahead
+            even = torch.full_like(dsp[:, :d], 0.25)
+            masks = sm.guided_masks(out, torch.cat([even, dsp[:, :frames - d]], dim=1), w)[0]
+        else:
+            masks = sm.bin_masks(out, w)[0]  # (frames, 4, bins)
     return masks.numpy().astype("<f4")
 
 
@@ -93,6 +104,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--fixtures", help="directory for the C++ parity fixtures")
     ap.add_argument("--weights", default=os.path.join(os.path.dirname(__file__), "weights"))
+    ap.add_argument("--dsp-bridge", default=sm.DEFAULT_DSP_BRIDGE,
+                    help="engine DSP masks for guided fixtures")
     args = ap.parse_args()
     if args.checkpoint:
         model, variant, ck = load_checkpoint(args.checkpoint)
@@ -110,13 +123,25 @@ def main():
         write_model(tiny.eval(), "test", os.path.join(args.fixtures, "tiny.stsnn"))
         expected_masks(tiny, 128, 44100.0, 48, 7).tofile(
             os.path.join(args.fixtures, "tiny_expected.f32"))
+        bridge = sm.DspBridge(args.dsp_bridge)
+        # A guided one: random (not zero) corrections so the test exercises every path.
+        tiny_guided = sm.MaskNet(bands=12, channels=8, dilations=(1, 2, 4), kernel=3,
+                                 lookahead=2, guided=True)
+        with torch.no_grad():
+            tiny_guided.feat_mean.uniform_(-1, 1)
+            tiny_guided.feat_std.uniform_(0.5, 2)
+            for p in tiny_guided.parameters():
+                p.uniform_(-0.6, 0.6)
+        write_model(tiny_guided.eval(), "test", os.path.join(args.fixtures, "tiny_guided.stsnn"))
+        expected_masks(tiny_guided, 128, 44100.0, 48, 7, bridge).tofile(
+            os.path.join(args.fixtures, "tiny_guided_expected.f32"))
         for variant in ("live", "studio"):
             path = os.path.join(args.weights, f"{variant}.stsnn")
             if not os.path.exists(path):
                 continue
             model = read_model(path)
             # The shipped models at the engine's real size: 12 frames keep the fixture small.
-            expected_masks(model, 1024, 44100.0, 12, 11).tofile(
+            expected_masks(model, 1024, 44100.0, 12, 11, bridge).tofile(
                 os.path.join(args.fixtures, f"{variant}_expected.f32"))
         print(f"fixtures written to {args.fixtures}")
 
@@ -128,12 +153,13 @@ def read_model(path):
     assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4]) & 0xFFFFFFFF
     version, _variant, bands, channels, kernel, layers, lookahead = struct.unpack(
         "<7I", data[8:36])
-    assert version == FORMAT_VERSION
-    pos = 44
+    assert version in (1, FORMAT_VERSION)
+    flags = struct.unpack("<I", data[36:40])[0] if version >= 2 else 0
+    pos = 44 if version == 1 else 48  # after fmax_hz and the power floor
     dilations = struct.unpack(f"<{layers}I", data[pos:pos + 4 * layers])
     pos += 4 * layers
     model = sm.MaskNet(bands=bands, channels=channels, dilations=dilations, kernel=kernel,
-                       lookahead=lookahead)
+                       lookahead=lookahead, guided=bool(flags & FLAG_GUIDED))
     sd = model.state_dict()
     (count,) = struct.unpack("<I", data[pos:pos + 4])
     pos += 4

@@ -13,11 +13,19 @@ sees or outputs is defined in Hz, so one set of weights serves every N:
   output  4 x B logits -> softmax over the 4 stems per band -> bin masks by the same triangular
           weights. A convex combination of softmaxes sums to 1: the stems sum to the mixture.
 
+Guided variants (file format 2) also see the engine's DSP masks: their band averages are 4B more
+inputs, the 4 x B outputs are logit corrections, and the bin mask is
+  m_s(k) = softmax_s( log(dsp_s(k) + GUIDE_FLOOR) + interp(logits_s)(k) ),
+so an untrained (zero output layer) guided network reproduces the DSP back end, keeps its
+per-bin detail (harmonic/percussive, centre coherence) and learns where to overrule it.
+
 Live: output frame t = mask for frame t (no look-ahead). Studio: the same causal body, but the
 output at frame t is the mask for frame t - lookahead, so the model sees `lookahead` future frames.
 C++ twin: engine/neural/neural_mask_estimator.{h,cpp}; file format: docs/models.md.
 """
+import ctypes
 import math
+import os
 
 import torch
 import torch.nn as nn
@@ -26,6 +34,9 @@ import torch.nn.functional as F
 STEMS = ("vocals", "drums", "bass", "other")
 FMAX_HZ = 22050.0
 POWER_FLOOR = 1e-10
+DEFAULT_DSP_BRIDGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build",
+                                  "models", "libstemsphere_dsp_bridge.so")
+GUIDE_FLOOR = 0.02  # lets a guided network restore a stem the DSP masks set to 0 (logit ~ +4)
 
 
 def mel(f):
@@ -86,35 +97,47 @@ def features(left, right, geometry, n_fft, bands):
     return torch.cat([torch.log(pm + POWER_FLOOR), torch.log(ps + POWER_FLOOR)], dim=-1)
 
 
+def dsp_band_features(dsp_masks, geometry, bands):
+    """(..., 4, bins) DSP bin masks -> (..., 4B) weighted band means (each in [0, 1])."""
+    norm = band_sum(torch.ones_like(geometry[1]), geometry, bands).clamp_min(1e-12)
+    return (band_sum(dsp_masks, geometry, bands) / norm).flatten(-2)
+
+
 class MaskNet(nn.Module):
     def __init__(self, bands=64, channels=128, dilations=(1, 2, 4, 8, 16, 32), kernel=3,
-                 lookahead=0):
+                 lookahead=0, guided=False):
         super().__init__()
         self.bands, self.channels, self.kernel = bands, channels, kernel
         self.dilations = list(dilations)
         self.lookahead = lookahead
-        self.register_buffer("feat_mean", torch.zeros(2 * bands))
-        self.register_buffer("feat_std", torch.ones(2 * bands))
-        self.inp = nn.Linear(2 * bands, channels)
+        self.guided = guided
+        inputs = (6 if guided else 2) * bands
+        self.register_buffer("feat_mean", torch.zeros(inputs))
+        self.register_buffer("feat_std", torch.ones(inputs))
+        self.inp = nn.Linear(inputs, channels)
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel, dilation=d)
                                    for d in self.dilations)
         self.mixes = nn.ModuleList(nn.Linear(channels, channels) for _ in self.dilations)
         self.out = nn.Linear(channels, 4 * bands)
+        if guided:  # start as the DSP back end: zero corrections
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
         assert lookahead <= self.receptive_field() - 1
 
     def receptive_field(self):
         return 1 + (self.kernel - 1) * sum(self.dilations)
 
     def forward(self, feats):
-        """feats (batch, frames, 2B) -> band masks (batch, frames, 4, B). Zero history before
-        frame 0 in every layer, exactly as the C++ estimator starts."""
+        """feats (batch, frames, 2B | 6B) -> band masks (batch, frames, 4, B), or for a guided
+        network band logit corrections. Zero history before frame 0 in every layer, exactly as
+        the C++ estimator starts."""
         h = F.relu(self.inp((feats - self.feat_mean) / self.feat_std))
         for conv, mix, d in zip(self.convs, self.mixes, self.dilations):
             x = F.pad(h.transpose(1, 2), ((self.kernel - 1) * d, 0))
             y = F.relu(conv(x)).transpose(1, 2)
             h = h + F.relu(mix(y))
         logits = self.out(h).view(h.shape[0], h.shape[1], 4, self.bands)
-        return torch.softmax(logits, dim=2)
+        return logits if self.guided else torch.softmax(logits, dim=2)
 
 
 def bin_masks(band_masks, geometry):
@@ -123,6 +146,59 @@ def bin_masks(band_masks, geometry):
     return band_masks[..., lower] * (1 - frac) + band_masks[..., lower + 1] * frac
 
 
+def guided_masks(band_logits, dsp_masks, geometry):
+    """Guided output: (..., 4, B) logit corrections and the (..., 4, bins) DSP masks of the same
+    frame -> (..., 4, bins) masks, a softmax over stems per bin (sums to 1)."""
+    return torch.softmax(torch.log(dsp_masks + GUIDE_FLOOR) + bin_masks(band_logits, geometry),
+                         dim=-2)
+
+
+def network_inputs(model, left, right, geometry, n_fft, dsp_masks=None):
+    """Per-frame inputs of `model`: mid/side log band powers, plus the DSP band means if guided."""
+    feats = features(left, right, geometry, n_fft, model.bands)
+    if model.guided:
+        feats = torch.cat([feats, dsp_band_features(dsp_masks, geometry, model.bands)], dim=-1)
+    return feats
+
+
+def output_masks(model, out, geometry, dsp_masks=None):
+    """Network output for frames t -> bin masks for frames t - lookahead (the first `lookahead`
+    output frames, which have no frame of their own, are dropped)."""
+    d = model.lookahead
+    out = out[:, d:]
+    if not model.guided:
+        return bin_masks(out, geometry)
+    return guided_masks(out, dsp_masks[:, :dsp_masks.shape[1] - d], geometry)
+
+
 LIVE = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32), kernel=3, lookahead=0)
 STUDIO = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32, 64), kernel=3, lookahead=64)
-VARIANTS = {"live": LIVE, "studio": STUDIO}
+VARIANTS = {"live": LIVE, "studio": STUDIO,
+            "live-guided": dict(LIVE, guided=True), "studio-guided": dict(STUDIO, guided=True)}
+
+
+class DspBridge:
+    """The engine's DspMaskEstimator over whole spectrogram sequences (models/dsp_bridge.cpp)."""
+
+    def __init__(self, path):
+        if not os.path.exists(path):
+            raise SystemExit(f"{path}: no DSP bridge library (cmake --build build "
+                             "--target stemsphere_dsp_bridge)")
+        self.lib = ctypes.CDLL(path)
+        f = self.lib.stemsphere_dsp_masks
+        f.restype = ctypes.c_int
+        f.argtypes = [ctypes.c_double, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32,
+                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+
+    def masks(self, mix_spec, n_fft, hop, rate):
+        """mix_spec complex (batch, 2, T, F) -> float32 (batch, T, 4, F)."""
+        spec = mix_spec.detach().to("cpu", torch.complex64).contiguous()
+        b, _, t, f = spec.shape
+        out = torch.empty(b, t, 4, f, dtype=torch.float32)
+        for i in range(b):
+            left, right = spec[i, 0].contiguous(), spec[i, 1].contiguous()
+            rc = self.lib.stemsphere_dsp_masks(rate, n_fft, hop, t, left.data_ptr(),
+                                               right.data_ptr(), out[i].data_ptr())
+            if rc != 0:
+                raise RuntimeError("stemsphere_dsp_masks failed")
+        return out.to(mix_spec.device)

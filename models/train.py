@@ -11,6 +11,10 @@ Batches: half coherent (one song, all stems aligned), half incoherent remixes (e
 random song and offset); per-stem gains +-6 dB, 7 % whole-stem silence, random global gain and
 L/R swap. Loss: L1 between masked mixture magnitudes and the true stem magnitudes (both channels,
 all four stems), with the Studio target delayed by the look-ahead.
+
+Guided variants (live-guided, studio-guided) also take the engine's DSP masks of every frame,
+computed by the engine's own C++ (build/models/libstemsphere_dsp_bridge.so, --dsp-bridge); their
+loss skips the first WARMUP frames, where the DSP running medians still fill from silence.
 """
 import argparse
 import glob
@@ -29,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stemsphere_model as sm  # noqa: E402
 
 N_FFT, HOP, RATE = 1024, 256, 44100
+WARMUP = 24  # frames (~0.14 s): longer than the DSP harmonic median (0.11 s)
 
 
 class SongPool:
@@ -119,14 +124,14 @@ def make_batch(pool, rng, batch, frames, device, window):
     return stem_spec.sum(1), stem_spec  # the STFT is linear: the mix spectrum is the sum
 
 
-def loss_of(model, weights, mix_spec, stem_spec):
-    feats = sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT, model.bands)
-    masks = sm.bin_masks(model(feats), weights)  # (b, T, 4, F)
-    d = model.lookahead
+def loss_of(model, weights, mix_spec, stem_spec, dsp_masks=None):
+    feats = sm.network_inputs(model, mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT, dsp_masks)
+    masks = sm.output_masks(model, model(feats), weights, dsp_masks)  # (b, T-d, 4, F)
     t = masks.shape[1]
-    masks = masks[:, d:].permute(0, 2, 1, 3).unsqueeze(2)  # (b, 4, 1, T-d, F)
-    mix_mag = mix_spec[:, :, :t - d].abs().unsqueeze(1)  # (b, 1, 2, T-d, F)
-    target = stem_spec[:, :, :, :t - d].abs()
+    first = WARMUP if model.guided else 0
+    masks = masks[:, first:].permute(0, 2, 1, 3).unsqueeze(2)  # (b, 4, 1, T', F)
+    mix_mag = mix_spec[:, :, first:t].abs().unsqueeze(1)  # (b, 1, 2, T', F)
+    target = stem_spec[:, :, :, first:t].abs()
     return (masks * mix_mag - target).abs().mean()
 
 
@@ -143,6 +148,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=1e9)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", type=int, default=48, help="songs held in RAM at once")
+    ap.add_argument("--dsp-bridge", default=sm.DEFAULT_DSP_BRIDGE)
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -156,6 +162,10 @@ def main():
     weights = sm.band_geometry(sm.band_weights(N_FFT, RATE, sm.VARIANTS[args.variant]["bands"]))
     weights = tuple(t.to(device) for t in weights)
     model = sm.MaskNet(**sm.VARIANTS[args.variant]).to(device)
+    bridge = sm.DspBridge(args.dsp_bridge) if model.guided else None
+
+    def dsp_of(mix_spec):
+        return bridge.masks(mix_spec, N_FFT, HOP, RATE) if bridge else None
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     step = 0
     if os.path.exists(ckpt_path):
@@ -171,8 +181,8 @@ def main():
             feats = []
             for _ in range(8):
                 mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window)
-                feats.append(sm.features(mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT,
-                                         model.bands))
+                feats.append(sm.network_inputs(model, mix_spec[:, 0], mix_spec[:, 1], weights,
+                                               N_FFT, dsp_of(mix_spec)))
             f = torch.cat(feats).reshape(-1, feats[0].shape[-1])
             model.feat_mean.copy_(f.mean(0))
             model.feat_std.copy_(f.std(0).clamp_min(0.1))
@@ -193,7 +203,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window)
-        loss = loss_of(model, weights, mix_spec, stem_spec)
+        loss = loss_of(model, weights, mix_spec, stem_spec, dsp_of(mix_spec))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -7,7 +7,8 @@
 # Per clip: the input is the sum of the reference stems (MUSDB18-HQ convention; the previews'
 # own mixture.wav is a separately coded stream), rendered through the real plugin with
 # stemsphere-render (lilv, default controls = Live/DSP). Rows:
-#   DSP           the plugin's stems
+#   DSP           the plugin's stems (quality "Live (DSP)", the default)
+#   Live, Studio  the plugin's stems in the neural quality modes (models/weights/*.stsnn)
 #   floor         mixture/4 as every stem (mixture/2 for the vocals/accompaniment clips)
 #   IRM engine    oracle power ratio mask in the engine's own Stft at the plugin's size for the
 #                 clip's rate (stemsphere-eval oracle --nfft engine: 1024/256 at 44.1/48 kHz)
@@ -60,10 +61,12 @@ for ref in "${clips[@]}"; do
     [ -f "$ref/drums.wav" ] || extra=(--accompaniment)
     "$eval_cli" mixture --ref "$ref" --out "$out/mixture.wav" >/dev/null
     "$render" "$out/mixture.wav" --out "$out/dsp" --bundle "$bundle" --quiet
+    "$render" "$out/mixture.wav" --out "$out/live" --bundle "$bundle" --quiet --set quality=1
+    "$render" "$out/mixture.wav" --out "$out/studio" --bundle "$bundle" --quiet --set quality=2
     "$eval_cli" floor --ref "$ref" --out "$out/floor" >/dev/null
     "$eval_cli" oracle --ref "$ref" --out "$out/irm1024" --nfft engine >"$out/engine-stft"
     "$eval_cli" oracle --ref "$ref" --out "$out/irm4096" --nfft 4096 --hop 1024 >/dev/null
-    for row in dsp floor irm1024 irm4096; do
+    for row in dsp live studio floor irm1024 irm4096; do
         "$eval_cli" --ref "$ref" --est "$out/$row" "${extra[@]}" --json "$out/$row.json" >/dev/null
     done
 done
@@ -72,7 +75,8 @@ done
 import json, math, os, sys
 
 work = sys.argv[1]
-rows = [("dsp", "DSP (plugin, Live)"), ("floor", "floor (mixture/K)"),
+rows = [("dsp", "DSP (plugin, Live)"), ("live", "Live (neural)"), ("studio", "Studio (neural)"),
+        ("floor", "floor (mixture/K)"),
         ("irm1024", "oracle IRM engine STFT"), ("irm4096", "oracle IRM 4096/1024")]
 cols = ["vocals", "drums", "bass", "other", "accompaniment"]
 heads = ["vocals", "drums", "bass", "other", "accomp.", "mean"]
@@ -82,6 +86,7 @@ def fmt(v):
 
 print("Separation quality: museval v4 SDR [dB] (median of 1 s frames; mean over the clip's stems)")
 clip_dirs = sorted((d for d in os.listdir(work) if d.startswith("clip")), key=lambda d: int(d[4:]))
+real = {}  # row -> per-clip means on the real clips
 for d in clip_dirs:
     with open(os.path.join(work, d, "name")) as f:
         name = f.read().strip()
@@ -95,6 +100,8 @@ for d in clip_dirs:
             score = json.load(f)
         by = {t["name"]: t["sdr_v4"] for t in score["targets"]}
         means[key] = score["mean"]["sdr_v4"]
+        if not name.startswith("synthetic"):
+            real.setdefault(key, []).append(means[key])
         cells = [fmt(by.get(c)) for c in cols] + [fmt(means[key])]
         print("  %-22s " % label + " ".join("%8s" % c for c in cells))
     if None not in (means["dsp"], means["floor"], means["irm1024"]):
@@ -102,4 +109,10 @@ for d in clip_dirs:
         share = (means["dsp"] - means["floor"]) / gap if gap else float("nan")
         print("  DSP - floor = %+.2f dB; DSP reaches %.0f %% of the floor->IRM(engine) gap"
               % (means["dsp"] - means["floor"], 100 * share))
+if real.get("dsp"):
+    avg = {k: sum(v) / len(v) for k, v in real.items()}
+    print("\nReal clips (%d), mean of the clip means:" % len(real["dsp"]))
+    for key, label in rows:
+        extra = "" if key == "dsp" else "   (%+.2f dB vs DSP)" % (avg[key] - avg["dsp"])
+        print("  %-22s %6.2f%s" % (label, avg[key], extra))
 PY

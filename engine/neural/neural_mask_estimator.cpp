@@ -66,11 +66,20 @@ NeuralMaskEstimator::NeuralMaskEstimator(std::shared_ptr<const NeuralModel> mode
     }
     const double window_energy = static_cast<double>(format.fft_size) / 2.0;
     band_norm_.resize(bands_);
+    band_weight_.resize(bands_);
     for (size_t b = 0; b < bands_; ++b) {
         band_norm_[b] = static_cast<float>(std::max(weight_sum[b], 1e-12) * window_energy);
+        band_weight_[b] = static_cast<float>(std::max(weight_sum[b], 1e-12));
+    }
+    if (m.guided) {
+        dsp_ = std::make_unique<DspMaskEstimator>(format);
+        dsp_ring_.assign((m.lookahead + 1) * kStemCount * bins_,
+                         1.0f / static_cast<float>(kStemCount));
+        finite_left_.resize(bins_);
+        finite_right_.resize(bins_);
     }
 
-    const size_t in_features = 2 * bands_;
+    const size_t in_features = m.input_features();
     const size_t c = channels_;
     in_w_t_ = transpose(m.in_weight, c, in_features);
     out_w_t_ = transpose(m.out_weight, 4 * bands_, c);
@@ -105,6 +114,67 @@ NeuralMaskEstimator::NeuralMaskEstimator(std::shared_ptr<const NeuralModel> mode
 void NeuralMaskEstimator::reset() {
     for (auto& h : history_) std::fill(h.begin(), h.end(), 0.0f);
     std::fill(history_pos_.begin(), history_pos_.end(), size_t{0});
+    if (dsp_) {
+        dsp_->reset();
+        // Frames before the first have no DSP masks: an even split (PyTorch pads the same way).
+        std::fill(dsp_ring_.begin(), dsp_ring_.end(), 1.0f / static_cast<float>(kStemCount));
+        dsp_pos_ = 0;
+    }
+}
+
+void NeuralMaskEstimator::guided_inputs(const std::complex<float>* left,
+                                        const std::complex<float>* right) {
+    const NeuralModel& m = *model_;
+    float* newest = dsp_ring_.data() + dsp_pos_ * kStemCount * bins_;
+    const auto finite = [](std::complex<float> v) {
+        return std::isfinite(v.real()) && std::isfinite(v.imag()) ? v : std::complex<float>{};
+    };
+    for (size_t k = 0; k < bins_; ++k) {
+        finite_left_[k] = finite(left[k]);
+        finite_right_[k] = finite(right[k]);
+    }
+    dsp_->estimate(finite_left_.data(), finite_right_.data(), newest);
+    for (size_t s = 0; s < kStemCount; ++s) {
+        float* band = features_.data() + (2 + s) * bands_;
+        std::fill(band, band + bands_, 0.0f);
+        const float* mask = newest + s * bins_;
+        for (size_t k = 0; k < bins_; ++k) {
+            const size_t j = bin_band_[k];
+            const float hi = bin_frac_[k];
+            band[j] += (1.0f - hi) * mask[k];
+            band[j + 1] += hi * mask[k];
+        }
+        for (size_t b = 0; b < bands_; ++b) {
+            const size_t f = (2 + s) * bands_ + b;
+            features_[f] = (band[b] / band_weight_[b] - m.feat_mean[f]) / m.feat_std[f];
+        }
+    }
+}
+
+void NeuralMaskEstimator::guided_masks(float* masks) {
+    // The ring holds lookahead + 1 frames; the slot after the newest is the oldest, the frame
+    // these outputs belong to.
+    const size_t slots = dsp_ring_.size() / (kStemCount * bins_);
+    dsp_pos_ = (dsp_pos_ + 1) % slots;
+    const float* dsp = dsp_ring_.data() + dsp_pos_ * kStemCount * bins_;
+    for (size_t k = 0; k < bins_; ++k) {
+        const size_t j = bin_band_[k];
+        const float hi = bin_frac_[k];
+        float z[kStemCount];
+        float peak = -INFINITY;
+        for (size_t s = 0; s < kStemCount; ++s) {
+            const float* c = logits_.data() + s * bands_;
+            z[s] = std::log(dsp[s * bins_ + k] + kGuideFloor) + (1.0f - hi) * c[j] + hi * c[j + 1];
+            peak = std::max(peak, z[s]);
+        }
+        float sum = 0.0f;
+        for (size_t s = 0; s < kStemCount; ++s) {
+            z[s] = std::exp(z[s] - peak);
+            sum += z[s];
+        }
+        const float inv = 1.0f / sum;
+        for (size_t s = 0; s < kStemCount; ++s) masks[s * bins_ + k] = z[s] * inv;
+    }
 }
 
 void NeuralMaskEstimator::matvec_add(const float* w_t, size_t in, size_t out, const float* x,
@@ -146,6 +216,7 @@ void NeuralMaskEstimator::estimate(const std::complex<float>* left,
         features_[b] = (fm - m.feat_mean[b]) / m.feat_std[b];
         features_[bands_ + b] = (fs - m.feat_mean[bands_ + b]) / m.feat_std[bands_ + b];
     }
+    if (dsp_) guided_inputs(left, right);
 
     // Input layer.
     std::copy(m.in_bias.begin(), m.in_bias.end(), hidden_.begin());
@@ -174,9 +245,14 @@ void NeuralMaskEstimator::estimate(const std::complex<float>* left,
         pos = (pos + 1) % slots;
     }
 
-    // Logits -> per-band softmax over the stems (stored back into logits_).
     std::copy(m.out_bias.begin(), m.out_bias.end(), logits_.begin());
     matvec_add(out_w_t_.data(), c, 4 * bands_, hidden_.data(), logits_.data());
+    if (dsp_) {
+        guided_masks(masks);
+        return;
+    }
+
+    // Logits -> per-band softmax over the stems (stored back into logits_).
     for (size_t b = 0; b < bands_; ++b) {
         float peak = logits_[b];
         for (size_t s = 1; s < kStemCount; ++s) peak = std::max(peak, logits_[s * bands_ + b]);

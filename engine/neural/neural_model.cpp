@@ -102,15 +102,19 @@ std::shared_ptr<const NeuralModel> NeuralModel::parse(const uint8_t* data, size_
     uint32_t version = 0, variant = 0, bands = 0, channels = 0, kernel = 0, layers = 0, ahead = 0;
     auto model = std::make_shared<NeuralModel>();
     if (!r.u32(&version)) return fail(error, "truncated header");
-    if (version != kFormatVersion) {
+    if (version < kOldestVersion || version > kFormatVersion) {
         return fail(error, "format version " + std::to_string(version) + ", this build reads " +
+                               std::to_string(kOldestVersion) + " to " +
                                std::to_string(kFormatVersion));
     }
+    uint32_t flags = 0;
     if (!r.u32(&variant) || !r.u32(&bands) || !r.u32(&channels) || !r.u32(&kernel) ||
-        !r.u32(&layers) || !r.u32(&ahead) || !r.f32(&model->fmax_hz) ||
-        !r.f32(&model->power_floor)) {
+        !r.u32(&layers) || !r.u32(&ahead) || (version >= 2 && !r.u32(&flags)) ||
+        !r.f32(&model->fmax_hz) || !r.f32(&model->power_floor)) {
         return fail(error, "truncated header");
     }
+    if ((flags & ~kFlagGuided) != 0) return fail(error, "unknown flags in the header");
+    model->guided = (flags & kFlagGuided) != 0;
     if (variant > static_cast<uint32_t>(NeuralVariant::kTest)) return fail(error, "bad variant");
     if (bands < 2 || bands > kMaxBands || channels < 1 || channels > kMaxChannels || kernel < 1 ||
         kernel > kMaxKernel || layers > kMaxLayers || ahead > kMaxLookahead) {
@@ -137,7 +141,7 @@ std::shared_ptr<const NeuralModel> NeuralModel::parse(const uint8_t* data, size_
 
     uint32_t count = 0;
     if (!r.u32(&count)) return fail(error, "truncated tensor table");
-    const size_t in_features = 2 * size_t{bands};
+    const size_t in_features = (model->guided ? 6 : 2) * size_t{bands};
     const size_t c = channels;
     struct Expected {
         std::string name;
