@@ -41,7 +41,7 @@ def write_model(model, variant, path):
     head = MAGIC + struct.pack("<8I", FORMAT_VERSION, VARIANT_IDS[variant], model.bands,
                                model.channels, model.kernel, len(model.dilations),
                                model.lookahead, FLAG_GUIDED if model.guided else 0)
-    head += struct.pack("<2f", sm.FMAX_HZ, sm.POWER_FLOOR)
+    head += struct.pack("<3f", sm.FMAX_HZ, sm.POWER_FLOOR, model.bound if model.guided else 0.0)
     head += struct.pack(f"<{len(model.dilations)}I", *model.dilations)
     tensors = tensor_list(model)
     body = struct.pack("<I", len(tensors))
@@ -126,7 +126,7 @@ def main():
         bridge = sm.DspBridge(args.dsp_bridge)
         # A guided one: random (not zero) corrections so the test exercises every path.
         tiny_guided = sm.MaskNet(bands=12, channels=8, dilations=(1, 2, 4), kernel=3,
-                                 lookahead=2, guided=True)
+                                 lookahead=2, guided=True, bound=1.5)
         with torch.no_grad():
             tiny_guided.feat_mean.uniform_(-1, 1)
             tiny_guided.feat_std.uniform_(0.5, 2)
@@ -155,11 +155,12 @@ def read_model(path):
         "<7I", data[8:36])
     assert version in (1, FORMAT_VERSION)
     flags = struct.unpack("<I", data[36:40])[0] if version >= 2 else 0
-    pos = 44 if version == 1 else 48  # after fmax_hz and the power floor
+    bound = struct.unpack("<f", data[48:52])[0] if version >= 2 else 0.0
+    pos = 44 if version == 1 else 52  # after fmax_hz, the power floor (and the bound)
     dilations = struct.unpack(f"<{layers}I", data[pos:pos + 4 * layers])
     pos += 4 * layers
     model = sm.MaskNet(bands=bands, channels=channels, dilations=dilations, kernel=kernel,
-                       lookahead=lookahead, guided=bool(flags & FLAG_GUIDED))
+                       lookahead=lookahead, guided=bool(flags & FLAG_GUIDED), bound=bound)
     sd = model.state_dict()
     (count,) = struct.unpack("<I", data[pos:pos + 4])
     pos += 4

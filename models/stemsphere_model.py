@@ -105,12 +105,15 @@ def dsp_band_features(dsp_masks, geometry, bands):
 
 class MaskNet(nn.Module):
     def __init__(self, bands=64, channels=128, dilations=(1, 2, 4, 8, 16, 32), kernel=3,
-                 lookahead=0, guided=False):
+                 lookahead=0, guided=False, bound=0.0):
         super().__init__()
         self.bands, self.channels, self.kernel = bands, channels, kernel
         self.dilations = list(dilations)
         self.lookahead = lookahead
         self.guided = guided
+        # Guided only: corrections are bound * tanh(raw / bound) when bound > 0, so a network
+        # meeting music unlike its training data can move the DSP masks only so far.
+        self.bound = float(bound)
         inputs = (6 if guided else 2) * bands
         self.register_buffer("feat_mean", torch.zeros(inputs))
         self.register_buffer("feat_std", torch.ones(inputs))
@@ -137,7 +140,9 @@ class MaskNet(nn.Module):
             y = F.relu(conv(x)).transpose(1, 2)
             h = h + F.relu(mix(y))
         logits = self.out(h).view(h.shape[0], h.shape[1], 4, self.bands)
-        return logits if self.guided else torch.softmax(logits, dim=2)
+        if not self.guided:
+            return torch.softmax(logits, dim=2)
+        return self.bound * torch.tanh(logits / self.bound) if self.bound > 0 else logits
 
 
 def bin_masks(band_masks, geometry):
@@ -174,7 +179,9 @@ def output_masks(model, out, geometry, dsp_masks=None):
 LIVE = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32), kernel=3, lookahead=0)
 STUDIO = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32, 64), kernel=3, lookahead=64)
 VARIANTS = {"live": LIVE, "studio": STUDIO,
-            "live-guided": dict(LIVE, guided=True), "studio-guided": dict(STUDIO, guided=True)}
+            "live-guided": dict(LIVE, guided=True), "studio-guided": dict(STUDIO, guided=True),
+            "live-guided-b1": dict(LIVE, guided=True, bound=1.0),
+            "studio-guided-b1": dict(STUDIO, guided=True, bound=1.0)}
 
 
 class DspBridge:

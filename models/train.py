@@ -115,12 +115,30 @@ def spectra(signal, window):
     return s.transpose(-1, -2).reshape(*lead, s.shape[-1], s.shape[-2])
 
 
-def make_batch(pool, rng, batch, frames, device, window):
+def random_eq(rng, batch, bins, eq_db):
+    """(batch, 4, bins) linear gains: per example and stem (75 % of them), a smooth random EQ
+    curve, +-eq_db at 6 log-spaced frequencies from 50 Hz to 16 kHz, linear in log f between.
+    It keeps the network from learning the exact spectral envelopes of the few SoundFonts and
+    synthetic voices it is trained on (real recordings have other ones)."""
+    logf = np.log(np.maximum(np.arange(bins) * RATE / N_FFT, 20.0))
+    nodes = np.log(np.geomspace(50.0, 16000.0, 6))
+    gain_db = np.zeros((batch, 4, bins))
+    for i in range(batch):
+        for j in range(4):
+            if rng.random() < 0.75:
+                gain_db[i, j] = np.interp(logf, nodes, [rng.uniform(-eq_db, eq_db) for _ in nodes])
+    return torch.from_numpy((10 ** (gain_db / 20)).astype(np.float32))
+
+
+def make_batch(pool, rng, batch, frames, device, window, eq_db=0.0):
     length = (frames - 1) * HOP + N_FFT
     ex = [draw_example(pool, rng, length, coherent=(i % 2 == 0)) for i in range(batch)]
     stems = torch.from_numpy(np.ascontiguousarray(np.stack(ex))).to(device)  # (b, 4, n, 2)
     stems = stems.permute(0, 1, 3, 2)  # (b, 4, 2, n)
     stem_spec = spectra(stems, window)  # (b, 4, 2, T, F)
+    if eq_db > 0:  # EQ as a per-bin gain: stems and mixture stay consistent
+        eq = random_eq(rng, batch, stem_spec.shape[-1], eq_db).to(device)
+        stem_spec = stem_spec * eq[:, :, None, None, :]
     return stem_spec.sum(1), stem_spec  # the STFT is linear: the mix spectrum is the sum
 
 
@@ -148,6 +166,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=1e9)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", type=int, default=48, help="songs held in RAM at once")
+    ap.add_argument("--eq-db", type=float, default=0.0,
+                    help="random per-stem EQ augmentation range in dB (0: off)")
     ap.add_argument("--dsp-bridge", default=sm.DEFAULT_DSP_BRIDGE)
     args = ap.parse_args()
 
@@ -180,7 +200,7 @@ def main():
         with torch.no_grad():  # fixed input normalisation from the training distribution
             feats = []
             for _ in range(8):
-                mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window)
+                mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window, args.eq_db)
                 feats.append(sm.network_inputs(model, mix_spec[:, 0], mix_spec[:, 1], weights,
                                                N_FFT, dsp_of(mix_spec)))
             f = torch.cat(feats).reshape(-1, feats[0].shape[-1])
@@ -202,7 +222,7 @@ def main():
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window)
+        mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window, args.eq_db)
         loss = loss_of(model, weights, mix_spec, stem_spec, dsp_of(mix_spec))
         opt.zero_grad()
         loss.backward()

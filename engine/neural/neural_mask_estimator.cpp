@@ -248,6 +248,10 @@ void NeuralMaskEstimator::estimate(const std::complex<float>* left,
     std::copy(m.out_bias.begin(), m.out_bias.end(), logits_.begin());
     matvec_add(out_w_t_.data(), c, 4 * bands_, hidden_.data(), logits_.data());
     if (dsp_) {
+        const float bound = m.correction_bound;
+        if (bound > 0.0f) {
+            for (float& v : logits_) v = bound * std::tanh(v / bound);
+        }
         guided_masks(masks);
         return;
     }

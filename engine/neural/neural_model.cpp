@@ -110,7 +110,8 @@ std::shared_ptr<const NeuralModel> NeuralModel::parse(const uint8_t* data, size_
     uint32_t flags = 0;
     if (!r.u32(&variant) || !r.u32(&bands) || !r.u32(&channels) || !r.u32(&kernel) ||
         !r.u32(&layers) || !r.u32(&ahead) || (version >= 2 && !r.u32(&flags)) ||
-        !r.f32(&model->fmax_hz) || !r.f32(&model->power_floor)) {
+        !r.f32(&model->fmax_hz) || !r.f32(&model->power_floor) ||
+        (version >= 2 && !r.f32(&model->correction_bound))) {
         return fail(error, "truncated header");
     }
     if ((flags & ~kFlagGuided) != 0) return fail(error, "unknown flags in the header");
@@ -123,6 +124,10 @@ std::shared_ptr<const NeuralModel> NeuralModel::parse(const uint8_t* data, size_
     if (!(model->fmax_hz > 0.0f && model->fmax_hz < 1e6f) ||
         !(model->power_floor > 0.0f && model->power_floor < 1.0f)) {
         return fail(error, "bad band range or power floor");
+    }
+    if (!(model->correction_bound >= 0.0f && model->correction_bound <= 100.0f) ||
+        (!model->guided && model->correction_bound != 0.0f)) {
+        return fail(error, "bad correction bound");
     }
     model->variant = static_cast<NeuralVariant>(variant);
     model->bands = bands;

@@ -29,6 +29,8 @@ struct NeuralModel {
     // Guided network: also sees the DSP back end's band-mean masks (4B more inputs) and outputs
     // logit corrections to the DSP bin masks instead of band masks (docs/models.md §2).
     bool guided = false;
+    // Guided only: corrections pass through bound · tanh(raw / bound) when > 0.
+    float correction_bound = 0.0f;
     float fmax_hz = 0.0f;
     float power_floor = 0.0f;
     std::vector<size_t> dilations;

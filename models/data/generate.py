@@ -32,6 +32,9 @@ import soundfile as sf
 RATE = 44100
 SF2 = "/usr/share/sounds/sf2"
 SOUNDFONTS = [f"{SF2}/FluidR3_GM.sf2", f"{SF2}/TimGM6mb.sf2"]
+# --musescore adds MuseScore General (MIT, package musescore-general-soundfont-small): sampled
+# instruments and kits closer to real recordings than the two GM banks (drawn for half the stems).
+MUSESCORE = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
 AVL_KITS = [f"{SF2}/Black_Pearl_4_LV2.sf2", f"{SF2}/Red_Zeppelin_4_LV2.sf2"]
 GM_KITS = [0, 1, 8, 16, 24, 25, 32, 40]
 MMA_LIB = "/usr/share/mma/lib/stdlib"
@@ -97,7 +100,7 @@ def chord_symbol(key, minor, degree, seventh):
     return NOTE_NAMES[root] + quality, root, third, fifth
 
 
-def plan_song(rng, split):
+def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS)):
     styles = TEST_STYLES if split == "test" else TRAIN_STYLES
     while True:
         style = styles[rng.integers(len(styles))]
@@ -116,7 +119,7 @@ def plan_song(rng, split):
         "sevenths": bool(rng.random() < 0.2),
         "bars": 16,
         "drum_source": "avl" if rng.random() < 0.4 else "gm",
-        "soundfont": {s: SOUNDFONTS[rng.integers(len(SOUNDFONTS))] for s in
+        "soundfont": {s: soundfonts[rng.integers(len(soundfonts))] for s in
                       ("drums", "bass", "other", "voxpad")},
         "female": bool(rng.random() < 0.5),
         "voice_lang": ESPEAK_LANGS[rng.integers(len(ESPEAK_LANGS))],
@@ -398,7 +401,8 @@ def make_song(index, args):
         return
     song_seed = args.seed * 100003 + index + (7919 if args.split == "test" else 0)
     rng = np.random.default_rng(song_seed)
-    plan = plan_song(rng, args.split)
+    soundfonts = SOUNDFONTS + [MUSESCORE] * 2 if args.musescore else SOUNDFONTS
+    plan = plan_song(rng, args.split, soundfonts)
     tmp = tempfile.mkdtemp(prefix="stemsphere-gen-")
     try:
         chords = write_mma(plan, os.path.join(tmp, "song.mma"), song_seed)
@@ -463,7 +467,11 @@ def main():
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--split", choices=["train", "test"], default="train")
+    ap.add_argument("--musescore", action="store_true",
+                    help="also draw instruments and kits from MuseScore General")
     args = ap.parse_args()
+    if args.musescore and not os.path.exists(MUSESCORE):
+        sys.exit(f"{MUSESCORE} missing: bash models/setup.sh")
     os.makedirs(args.out, exist_ok=True)
     for i in range(args.first, args.first + args.songs):
         try:

@@ -202,9 +202,17 @@ TEST(NeuralModelFile, CorruptOrMismatchedFilesGiveClearErrors) {
     reseal(bad);
     EXPECT_NE(parse_error(bad).find("unknown flags"), std::string::npos);
 
-    // Version 1 (no flags field) is still read, as an unguided model with the same tensors.
+    bad = good;
+    bad[51] = 0x3F;  // a correction bound (1.5) on an unguided model
+    bad[50] = 0xC0;
+    reseal(bad);
+    EXPECT_NE(parse_error(bad).find("correction bound"), std::string::npos);
+
+    // Version 1 is still read, as an unguided model with the same tensors.
+    // Version 1 has neither the flags (offset 36) nor the correction bound (offset 48).
     std::vector<uint8_t> v1(good.begin(), good.begin() + 36);
-    v1.insert(v1.end(), good.begin() + 40, good.end());
+    v1.insert(v1.end(), good.begin() + 40, good.begin() + 48);
+    v1.insert(v1.end(), good.begin() + 52, good.end());
     v1.at(8) = 1;
     reseal(v1);
     auto old_model = NeuralModel::parse(v1.data(), v1.size(), &error);
