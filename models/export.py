@@ -23,8 +23,13 @@ import stemsphere_model as sm  # noqa: E402
 MAGIC = b"STSPHNN\0"
 FORMAT_VERSION = 2
 FLAG_GUIDED = 1
-# The file's variant says which quality mode a model is for; guidance is a header flag.
-VARIANT_IDS = {"live": 0, "studio": 1, "test": 2, "live-guided": 0, "studio-guided": 1}
+# The file's variant says which quality mode a model is for (training variants are named after
+# it: "live-guided-b1" is a Live model); guidance is a header flag.
+VARIANT_IDS = {"live": 0, "studio": 1, "test": 2}
+
+
+def variant_id(variant):
+    return VARIANT_IDS[variant.split("-")[0]]
 
 
 def tensor_list(model):
@@ -38,7 +43,7 @@ def tensor_list(model):
 
 
 def write_model(model, variant, path):
-    head = MAGIC + struct.pack("<8I", FORMAT_VERSION, VARIANT_IDS[variant], model.bands,
+    head = MAGIC + struct.pack("<8I", FORMAT_VERSION, variant_id(variant), model.bands,
                                model.channels, model.kernel, len(model.dilations),
                                model.lookahead, FLAG_GUIDED if model.guided else 0)
     head += struct.pack("<3f", sm.FMAX_HZ, sm.POWER_FLOOR, model.bound if model.guided else 0.0)

@@ -115,29 +115,36 @@ def spectra(signal, window):
     return s.transpose(-1, -2).reshape(*lead, s.shape[-1], s.shape[-2])
 
 
-def random_eq(rng, batch, bins, eq_db):
+def random_eq(rng, batch, bins, eq_db, kick_db):
     """(batch, 4, bins) linear gains: per example and stem (75 % of them), a smooth random EQ
     curve, +-eq_db at 6 log-spaced frequencies from 50 Hz to 16 kHz, linear in log f between.
     It keeps the network from learning the exact spectral envelopes of the few SoundFonts and
-    synthetic voices it is trained on (real recordings have other ones)."""
-    logf = np.log(np.maximum(np.arange(bins) * RATE / N_FFT, 20.0))
+    synthetic voices it is trained on (real recordings have other ones). Half the drum stems
+    also get a low shelf of 0..kick_db below ~150 Hz: in the generated songs the kick sits ~8 dB
+    under the bass in that band, in produced pop/rock it is as loud or louder, and a network
+    trained only on the former hands real kicks to the bass."""
+    f = np.arange(bins) * RATE / N_FFT
+    logf = np.log(np.maximum(f, 20.0))
     nodes = np.log(np.geomspace(50.0, 16000.0, 6))
+    shelf = 1.0 / (1.0 + (f / 150.0) ** 4)
     gain_db = np.zeros((batch, 4, bins))
     for i in range(batch):
         for j in range(4):
-            if rng.random() < 0.75:
+            if eq_db > 0 and rng.random() < 0.75:
                 gain_db[i, j] = np.interp(logf, nodes, [rng.uniform(-eq_db, eq_db) for _ in nodes])
+        if kick_db > 0 and rng.random() < 0.5:
+            gain_db[i, sm.STEMS.index("drums")] += rng.uniform(0, kick_db) * shelf
     return torch.from_numpy((10 ** (gain_db / 20)).astype(np.float32))
 
 
-def make_batch(pool, rng, batch, frames, device, window, eq_db=0.0):
+def make_batch(pool, rng, batch, frames, device, window, eq_db=0.0, kick_db=0.0):
     length = (frames - 1) * HOP + N_FFT
     ex = [draw_example(pool, rng, length, coherent=(i % 2 == 0)) for i in range(batch)]
     stems = torch.from_numpy(np.ascontiguousarray(np.stack(ex))).to(device)  # (b, 4, n, 2)
     stems = stems.permute(0, 1, 3, 2)  # (b, 4, 2, n)
     stem_spec = spectra(stems, window)  # (b, 4, 2, T, F)
-    if eq_db > 0:  # EQ as a per-bin gain: stems and mixture stay consistent
-        eq = random_eq(rng, batch, stem_spec.shape[-1], eq_db).to(device)
+    if eq_db > 0 or kick_db > 0:  # EQ as a per-bin gain: stems and mixture stay consistent
+        eq = random_eq(rng, batch, stem_spec.shape[-1], eq_db, kick_db).to(device)
         stem_spec = stem_spec * eq[:, :, None, None, :]
     return stem_spec.sum(1), stem_spec  # the STFT is linear: the mix spectrum is the sum
 
@@ -168,6 +175,8 @@ def main():
     ap.add_argument("--cache", type=int, default=48, help="songs held in RAM at once")
     ap.add_argument("--eq-db", type=float, default=0.0,
                     help="random per-stem EQ augmentation range in dB (0: off)")
+    ap.add_argument("--kick-db", type=float, default=0.0,
+                    help="random low shelf on half the drum stems, up to this many dB (0: off)")
     ap.add_argument("--dsp-bridge", default=sm.DEFAULT_DSP_BRIDGE)
     args = ap.parse_args()
 
@@ -200,7 +209,8 @@ def main():
         with torch.no_grad():  # fixed input normalisation from the training distribution
             feats = []
             for _ in range(8):
-                mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window, args.eq_db)
+                mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window,
+                                         args.eq_db, args.kick_db)
                 feats.append(sm.network_inputs(model, mix_spec[:, 0], mix_spec[:, 1], weights,
                                                N_FFT, dsp_of(mix_spec)))
             f = torch.cat(feats).reshape(-1, feats[0].shape[-1])
@@ -222,7 +232,8 @@ def main():
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window, args.eq_db)
+        mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window,
+                                         args.eq_db, args.kick_db)
         loss = loss_of(model, weights, mix_spec, stem_spec, dsp_of(mix_spec))
         opt.zero_grad()
         loss.backward()
