@@ -18,7 +18,9 @@ generalisation to unseen grooves.
 """
 import argparse
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +39,21 @@ SOUNDFONTS = [f"{SF2}/FluidR3_GM.sf2", f"{SF2}/TimGM6mb.sf2"]
 MUSESCORE = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
 AVL_KITS = [f"{SF2}/Black_Pearl_4_LV2.sf2", f"{SF2}/Red_Zeppelin_4_LV2.sf2"]
 GM_KITS = [0, 1, 8, 16, 24, 25, 32, 40]
+# --hydrogen adds the real recorded kits of hydrogen-drumkits (GPL-2 / CC-BY(-SA) / CC0, per kit),
+# played by a small sampler (hydrogen_kit, render_hydrogen). Hand-percussion-only kits are left out.
+HYDROGEN = "/usr/share/hydrogen/data/drumkits"
+HYDROGEN_KITS = ["Audiophob", "BJA_Pacific", "ColomboAcousticDrumkit", "ElectricEmpireKit",
+                 "ForzeeStereo", "HardElectro1", "Millo-Drums_v.1", "Millo_MultiLayered2",
+                 "Millo_MultiLayered3", "The Black Pearl 1.0", "VariBreaks", "rumpf_kit_z01_h2"]
+# Instrument name keywords -> GM drum note (first match wins), and fallbacks for missing roles.
+DRUM_ROLES = [("pedal", 44), ("open", 46), ("semi", 46), ("hat", 42), ("hh", 42), ("kick", 36),
+              ("bass drum", 36), ("bassdrum", 36), ("bd", 36), ("stick", 37), ("rim", 37), ("snare", 38),
+              ("sd", 38), ("clap", 39), ("floor", 41), ("low", 43), ("mid", 47), ("high", 50),
+              ("hi tom", 50), ("tom", 45), ("bell", 53), ("ride", 51), ("crash", 49),
+              ("china", 57), ("splash", 57), ("cymbal", 49)]
+DRUM_FALLBACK = {35: 36, 36: 35, 40: 38, 38: 40, 44: 42, 46: 42, 42: 44, 41: 43, 43: 45, 45: 47,
+                 47: 48, 48: 50, 50: 48, 51: 59, 59: 51, 53: 51, 49: 57, 57: 49, 52: 49, 55: 49,
+                 37: 38, 39: 38, 54: 42, 56: 37, 69: 42, 70: 42}
 MMA_LIB = "/usr/share/mma/lib/stdlib"
 TRAIN_STYLES = ["8beat", "50srock", "60srock", "ballad", "basicrock", "bossanova", "bubblerock",
                 "bvfunk", "dsoul", "folkrock", "guitarballad", "jazzrock", "lfusion", "pianoballad",
@@ -100,7 +117,7 @@ def chord_symbol(key, minor, degree, seventh):
     return NOTE_NAMES[root] + quality, root, third, fifth
 
 
-def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS)):
+def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS), hydrogen=False):
     styles = TEST_STYLES if split == "test" else TRAIN_STYLES
     while True:
         style = styles[rng.integers(len(styles))]
@@ -128,7 +145,10 @@ def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS)):
         "vibrato_rate": float(rng.uniform(4.8, 6.5)),
         "speech_rate": int(rng.integers(120, 171)),
     }
-    if plan["drum_source"] == "avl":
+    if hydrogen and rng.random() < 0.5:
+        plan["drum_source"] = "hydrogen"
+        plan["drum_kit"] = HYDROGEN_KITS[rng.integers(len(HYDROGEN_KITS))]
+    elif plan["drum_source"] == "avl":
         plan["drum_kit"] = AVL_KITS[rng.integers(len(AVL_KITS))]
     else:
         plan["drum_kit"] = int(GM_KITS[rng.integers(len(GM_KITS))])
@@ -168,6 +188,8 @@ def stem_of(track, channel, program):
 
 def split_midi(midi_path, plan, rng, tmp):
     """Returns {stem: midi path} with programs re-drawn; tempo/meta events go into every file."""
+    # The program of the drum channel: a GM kit number (Hydrogen and AVL kits are not GM banks).
+    gm_kit = plan["drum_kit"] if plan["drum_source"] == "gm" else 0
     mid = mido.MidiFile(midi_path)
     meta_track = mido.MidiTrack()
     per_stem = {}
@@ -199,11 +221,11 @@ def split_midi(midi_path, plan, rng, tmp):
                     if m.type == "program_change":
                         m = m.copy(program=0)
                 elif m.type == "program_change":
-                    m = m.copy(program=plan["drum_kit"])
+                    m = m.copy(program=gm_kit)
             out.append(m)
         if stem == "drums":
             setup = 15 if plan["drum_source"] == "avl" else 9
-            prog = 0 if plan["drum_source"] == "avl" else plan["drum_kit"]
+            prog = gm_kit if plan["drum_source"] == "gm" else 0
             out.insert(0, mido.Message("program_change", channel=setup, program=prog, time=0))
         per_stem.setdefault(stem, []).append(out)
     paths = {}
@@ -215,6 +237,85 @@ def split_midi(midi_path, plan, rng, tmp):
         f.save(p)
         paths[stem] = p
     return paths
+
+
+def hydrogen_kit(name):
+    """{gm_note: [(min_vel, max_vel, gain, pan_l, pan_r, sample_path), ...]} of a Hydrogen kit."""
+    import xml.etree.ElementTree as ET
+    root_dir = os.path.join(HYDROGEN, name)
+    text = open(os.path.join(root_dir, "drumkit.xml"), encoding="utf-8", errors="replace").read()
+    tree = ET.fromstring(re.sub(r'\sxmlns(:\w+)?="[^"]+"', "", text, count=0))
+    kit = {}
+
+    def num(node, tag, default):
+        v = node.findtext(tag)
+        try:
+            return float(v) if v is not None else default
+        except ValueError:
+            return default
+    for ins in tree.iter("instrument"):
+        iname = (ins.findtext("name") or "").lower()
+        note = next((n for key, n in DRUM_ROLES if key in iname), None)
+        if note is None or ins.findtext("isMuted") == "true":
+            continue
+        gain = num(ins, "volume", 1.0) * num(ins, "gain", 1.0)
+        pan_l, pan_r = num(ins, "pan_L", 1.0), num(ins, "pan_R", 1.0)
+        layers = [(num(la, "min", 0.0), num(la, "max", 1.0), gain * num(la, "gain", 1.0),
+                   pan_l, pan_r, os.path.join(root_dir, la.findtext("filename")))
+                  for la in ins.iter("layer") if la.findtext("filename")]
+        if not layers and ins.findtext("filename"):
+            layers = [(0.0, 1.0, gain, pan_l, pan_r, os.path.join(root_dir, ins.findtext("filename")))]
+        layers = [la for la in layers if os.path.exists(la[5])]
+        if layers and note not in kit:
+            kit[note] = layers
+    return kit
+
+
+_SAMPLES = {}
+
+
+def load_sample(path):
+    """A sample as float32 stereo at RATE (cached per process)."""
+    if path not in _SAMPLES:
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+        if x.shape[1] == 1:
+            x = np.repeat(x, 2, axis=1)
+        x = x[:, :2]
+        if sr != RATE:
+            g = math.gcd(int(sr), RATE)
+            x = sps.resample_poly(x, RATE // g, int(sr) // g, axis=0).astype(np.float32)
+        _SAMPLES[path] = x
+    return _SAMPLES[path]
+
+
+def render_hydrogen(midi, kit_name, rng):
+    """Plays the drum MIDI file through a Hydrogen kit: velocity layer, gain, pan, +-8 ms jitter."""
+    kit = hydrogen_kit(kit_name)
+    if 36 not in kit and 35 not in kit:
+        raise ValueError(f"hydrogen kit {kit_name}: no kick")
+    hits, now = [], 0.0
+    for m in mido.MidiFile(midi):  # iteration yields delta times in seconds
+        now += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            hits.append((now, m.note, m.velocity / 127.0))
+    out = np.zeros((int((now + 4.0) * RATE), 2), np.float32)
+    for t, note, vel in hits:
+        n = note
+        for _ in range(3):
+            if n in kit:
+                break
+            n = DRUM_FALLBACK.get(n, 36 if n < 40 else 42)
+        if n not in kit:
+            continue
+        layers = kit[n]
+        layer = next((la for la in layers if la[0] <= vel <= la[1]), layers[-1])
+        x = load_sample(layer[5])
+        start = max(0, int((t + rng.uniform(-0.008, 0.008)) * RATE))
+        end = min(len(out), start + len(x))
+        amp = layer[2] * vel ** 1.5
+        out[start:end, 0] += x[:end - start, 0] * amp * layer[3]
+        out[start:end, 1] += x[:end - start, 1] * amp * layer[4]
+    return out
 
 
 def render_midi(midi, soundfont, out_wav):
@@ -402,7 +503,7 @@ def make_song(index, args):
     song_seed = args.seed * 100003 + index + (7919 if args.split == "test" else 0)
     rng = np.random.default_rng(song_seed)
     soundfonts = SOUNDFONTS + [MUSESCORE] * 2 if args.musescore else SOUNDFONTS
-    plan = plan_song(rng, args.split, soundfonts)
+    plan = plan_song(rng, args.split, soundfonts, args.hydrogen)
     tmp = tempfile.mkdtemp(prefix="stemsphere-gen-")
     try:
         chords = write_mma(plan, os.path.join(tmp, "song.mma"), song_seed)
@@ -412,6 +513,9 @@ def make_song(index, args):
         stems = {}
         for stem, midi in paths.items():
             sfont = plan["soundfont"][stem]
+            if stem == "drums" and plan["drum_source"] == "hydrogen":
+                stems[stem] = render_hydrogen(midi, plan["drum_kit"], rng)
+                continue
             if stem == "drums" and plan["drum_source"] == "avl":
                 sfont = plan["drum_kit"]
             stems[stem] = render_midi(midi, sfont, os.path.join(tmp, f"{stem}.wav"))
@@ -469,9 +573,13 @@ def main():
     ap.add_argument("--split", choices=["train", "test"], default="train")
     ap.add_argument("--musescore", action="store_true",
                     help="also draw instruments and kits from MuseScore General")
+    ap.add_argument("--hydrogen", action="store_true",
+                    help="half the drum stems from the recorded kits of hydrogen-drumkits")
     args = ap.parse_args()
     if args.musescore and not os.path.exists(MUSESCORE):
         sys.exit(f"{MUSESCORE} missing: bash models/setup.sh")
+    if args.hydrogen and not os.path.isdir(HYDROGEN):
+        sys.exit(f"{HYDROGEN} missing: bash models/setup.sh")
     os.makedirs(args.out, exist_ok=True)
     for i in range(args.first, args.first + args.songs):
         try:
