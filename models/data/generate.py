@@ -17,6 +17,7 @@ The "test" split draws only from held-out MMA styles (never used by "train"), so
 generalisation to unseen grooves.
 """
 import argparse
+import glob
 import json
 import math
 import os
@@ -42,6 +43,8 @@ GM_KITS = [0, 1, 8, 16, 24, 25, 32, 40]
 # --hydrogen adds the real recorded kits of hydrogen-drumkits (GPL-2 / CC-BY(-SA) / CC0, per kit),
 # played by a small sampler (hydrogen_kit, render_hydrogen). Hand-percussion-only kits are left out.
 HYDROGEN = "/usr/share/hydrogen/data/drumkits"
+# --realvoice: most male vocal lines from real recorded speech (festvox-ru, BSD-like licence).
+FESTVOX_RU = "/usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav"
 HYDROGEN_KITS = ["Audiophob", "BJA_Pacific", "ColomboAcousticDrumkit", "ElectricEmpireKit",
                  "ForzeeStereo", "HardElectro1", "Millo-Drums_v.1", "Millo_MultiLayered2",
                  "Millo_MultiLayered3", "The Black Pearl 1.0", "VariBreaks", "rumpf_kit_z01_h2"]
@@ -117,7 +120,7 @@ def chord_symbol(key, minor, degree, seventh):
     return NOTE_NAMES[root] + quality, root, third, fifth
 
 
-def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS), hydrogen=False):
+def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS), hydrogen=False, realvoice=False):
     styles = TEST_STYLES if split == "test" else TRAIN_STYLES
     while True:
         style = styles[rng.integers(len(styles))]
@@ -145,6 +148,8 @@ def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS), hydrogen=False):
         "vibrato_rate": float(rng.uniform(4.8, 6.5)),
         "speech_rate": int(rng.integers(120, 171)),
     }
+    if realvoice and not plan["female"] and rng.random() < 0.7:
+        plan["voice_source"] = "festvox-ru"
     if hydrogen and rng.random() < 0.5:
         plan["drum_source"] = "hydrogen"
         plan["drum_kit"] = HYDROGEN_KITS[rng.integers(len(HYDROGEN_KITS))]
@@ -378,17 +383,31 @@ def bandwidth_extend(x, sr_src, rng):
     return x + up * 10 ** (rng.uniform(-1, 5) / 20)
 
 
+def real_speech(rng, notes):
+    """A stretch of a real recorded utterance (festvox-ru, one male speaker, 16 kHz) about as
+    long as the phrase has syllables: real voice timbre, breath and articulation for PSOLA."""
+    files = sorted(glob.glob(f"{FESTVOX_RU}/ru_*.wav"))
+    x, sr = sf.read(files[rng.integers(len(files))], dtype="float64")
+    length = int(float(np.clip(0.26 * len(notes), 0.7, 3.0)) * sr)
+    start = int(rng.integers(0, max(len(x) - length, 1)))
+    return x[start:start + length], sr
+
+
 def sing(plan, phrases, rng, tmp, total, seed):
-    """Vocal stem (mono) from espeak-ng speech turned into the melody by Praat PSOLA."""
+    """Vocal stem (mono): espeak-ng speech, or real recorded speech (plan "voice_source"),
+    turned into the melody by Praat PSOLA."""
     vocal = np.zeros(total, dtype=np.float64)
     bases, placements = [], []
     for i, notes in enumerate(phrases):
-        words = " ".join(SYLLABLES[rng.integers(len(SYLLABLES))] for _ in notes)
         base = os.path.join(tmp, f"p{i}")
-        subprocess.run(["espeak-ng", "-v", plan["voice"], "-s", str(plan["speech_rate"]), "-w",
-                        base + "_raw.wav", words], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        speech, sr = sf.read(base + "_raw.wav", dtype="float64")
+        if plan.get("voice_source") == "festvox-ru":
+            speech, sr = real_speech(rng, notes)
+        else:
+            words = " ".join(SYLLABLES[rng.integers(len(SYLLABLES))] for _ in notes)
+            subprocess.run(["espeak-ng", "-v", plan["voice"], "-s", str(plan["speech_rate"]),
+                            "-w", base + "_raw.wav", words], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            speech, sr = sf.read(base + "_raw.wav", dtype="float64")
         env = np.abs(speech) > 0.02 * np.max(np.abs(speech) + 1e-9)
         idx = np.nonzero(env)[0]
         if len(idx) < sr // 10:
@@ -503,7 +522,7 @@ def make_song(index, args):
     song_seed = args.seed * 100003 + index + (7919 if args.split == "test" else 0)
     rng = np.random.default_rng(song_seed)
     soundfonts = SOUNDFONTS + [MUSESCORE] * 2 if args.musescore else SOUNDFONTS
-    plan = plan_song(rng, args.split, soundfonts, args.hydrogen)
+    plan = plan_song(rng, args.split, soundfonts, args.hydrogen, args.realvoice)
     tmp = tempfile.mkdtemp(prefix="stemsphere-gen-")
     try:
         chords = write_mma(plan, os.path.join(tmp, "song.mma"), song_seed)
@@ -575,11 +594,15 @@ def main():
                     help="also draw instruments and kits from MuseScore General")
     ap.add_argument("--hydrogen", action="store_true",
                     help="half the drum stems from the recorded kits of hydrogen-drumkits")
+    ap.add_argument("--realvoice", action="store_true",
+                    help="70 %% of the male vocal lines from real recorded speech (festvox-ru)")
     args = ap.parse_args()
     if args.musescore and not os.path.exists(MUSESCORE):
         sys.exit(f"{MUSESCORE} missing: bash models/setup.sh")
     if args.hydrogen and not os.path.isdir(HYDROGEN):
         sys.exit(f"{HYDROGEN} missing: bash models/setup.sh")
+    if args.realvoice and not os.path.isdir(FESTVOX_RU):
+        sys.exit(f"{FESTVOX_RU} missing: bash models/setup.sh")
     os.makedirs(args.out, exist_ok=True)
     for i in range(args.first, args.first + args.songs):
         try:
