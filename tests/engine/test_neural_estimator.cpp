@@ -3,15 +3,18 @@
 // consistency of the masks and look-ahead bookkeeping.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/dsp_mask_estimator.h"
 #include "engine/neural/neural_mask_estimator.h"
 #include "engine/neural/neural_model.h"
 #include "tests/engine/mask_checks.h"
@@ -104,6 +107,38 @@ TEST(NeuralEstimator, TinyGuidedModelMatchesPyTorch) {
                                    kFixtures + "tiny_guided_expected.f32", 128, 48, 7);
     std::printf("tiny guided model: max |C++ - PyTorch| = %.3g\n", static_cast<double>(err));
     EXPECT_LE(err, 1e-4f);
+}
+
+// The guided design's starting point: with zero corrections a guided network returns the DSP
+// back end's masks, up to the floor that lets corrections revive a stem (m = (dsp + f)/(1 + 4f)),
+// for the frame the output belongs to (look-ahead 2 here).
+TEST(NeuralEstimator, GuidedModelWithZeroCorrectionsIsTheDspBackEnd) {
+    std::string error;
+    auto loaded = NeuralModel::load(kFixtures + "tiny_guided.stsnn", &error);
+    ASSERT_TRUE(loaded) << error;
+    auto zero = std::make_shared<NeuralModel>(*loaded);
+    std::fill(zero->out_weight.begin(), zero->out_weight.end(), 0.0f);
+    std::fill(zero->out_bias.begin(), zero->out_bias.end(), 0.0f);
+    const StftFormat format{44100.0, 1024, 256};
+    NeuralMaskEstimator guided(zero, format);
+    DspMaskEstimator dsp(format);
+    const size_t bins = format.bins(), frames = 30, ahead = zero->lookahead;
+    ASSERT_EQ(ahead, 2u);
+    const auto input = lcg_spectra(frames, bins, 9);
+    std::vector<std::vector<float>> dsp_masks(frames, std::vector<float>(kStemCount * bins));
+    std::vector<float> masks(kStemCount * bins);
+    const float f = NeuralMaskEstimator::kGuideFloor;
+    float worst = 0.0f;
+    for (size_t t = 0; t < frames; ++t) {
+        dsp.estimate(input[0][t].data(), input[1][t].data(), dsp_masks[t].data());
+        guided.estimate(input[0][t].data(), input[1][t].data(), masks.data());
+        if (t < ahead) continue;
+        for (size_t i = 0; i < masks.size(); ++i) {
+            const float want = (dsp_masks[t - ahead][i] + f) / (1.0f + 4.0f * f);
+            worst = std::max(worst, std::abs(masks[i] - want));
+        }
+    }
+    EXPECT_LE(worst, 1e-6f);
 }
 
 TEST(NeuralEstimator, ShippedModelsMatchPyTorch) {
