@@ -26,6 +26,7 @@ C++ twin: engine/neural/neural_mask_estimator.{h,cpp}; file format: docs/models.
 import ctypes
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn as nn
@@ -187,7 +188,8 @@ VARIANTS = {"live": LIVE, "studio": STUDIO,
 class DspBridge:
     """The engine's DspMaskEstimator over whole spectrogram sequences (models/dsp_bridge.cpp)."""
 
-    def __init__(self, path):
+    def __init__(self, path, workers=1):
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None  # ctypes drops the GIL
         if not os.path.exists(path):
             raise SystemExit(f"{path}: no DSP bridge library (cmake --build build "
                              "--target stemsphere_dsp_bridge)")
@@ -202,10 +204,12 @@ class DspBridge:
         spec = mix_spec.detach().to("cpu", torch.complex64).contiguous()
         b, _, t, f = spec.shape
         out = torch.empty(b, t, 4, f, dtype=torch.float32)
-        for i in range(b):
+
+        def one(i):
             left, right = spec[i, 0].contiguous(), spec[i, 1].contiguous()
-            rc = self.lib.stemsphere_dsp_masks(rate, n_fft, hop, t, left.data_ptr(),
-                                               right.data_ptr(), out[i].data_ptr())
-            if rc != 0:
-                raise RuntimeError("stemsphere_dsp_masks failed")
+            return self.lib.stemsphere_dsp_masks(rate, n_fft, hop, t, left.data_ptr(),
+                                                 right.data_ptr(), out[i].data_ptr())
+        codes = list(self.pool.map(one, range(b))) if self.pool else [one(i) for i in range(b)]
+        if any(codes):
+            raise RuntimeError("stemsphere_dsp_masks failed")
         return out.to(mix_spec.device)

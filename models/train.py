@@ -26,14 +26,31 @@ import sys
 import time
 
 import numpy as np
-import soundfile as sf
 import torch
+from scipy.io import wavfile
+
+try:  # Debian's python3-soundfile; a GPU machine's Python may lack it (then WAV stems only)
+    import soundfile as sf
+except ImportError:
+    sf = None
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stemsphere_model as sm  # noqa: E402
 
 N_FFT, HOP, RATE = 1024, 256, 44100
 WARMUP = 24  # frames (~0.14 s): longer than the DSP harmonic median (0.11 s)
+
+
+def read_stem(base):
+    """<base>.flac or <base>.wav as int16 (samples, 2)."""
+    if os.path.exists(base + ".flac"):
+        if sf is None:
+            raise SystemExit(f"{base}.flac: reading FLAC needs python3-soundfile")
+        return sf.read(base + ".flac", dtype="int16", always_2d=True)[0]
+    _, x = wavfile.read(base + ".wav")
+    if x.dtype != np.int16:
+        raise SystemExit(f"{base}.wav: 16-bit PCM expected")
+    return x.reshape(len(x), -1)
 
 
 class SongPool:
@@ -51,8 +68,7 @@ class SongPool:
             self._load(i)
 
     def _load(self, i):
-        stems = [sf.read(f"{self.songs[i]}/{s}.flac", dtype="int16", always_2d=True)[0]
-                 for s in sm.STEMS]
+        stems = [read_stem(f"{self.songs[i]}/{s}") for s in sm.STEMS]
         n = min(len(x) for x in stems)
         self.cached[i] = np.stack([x[:n] for x in stems])  # (4, samples, 2)
 
@@ -171,7 +187,8 @@ def main():
     ap.add_argument("--frames", type=int, default=320)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--minutes", type=float, default=1e9)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="PyTorch CPU threads, and DSP-bridge threads for guided variants")
     ap.add_argument("--cache", type=int, default=48, help="songs held in RAM at once")
     ap.add_argument("--eq-db", type=float, default=0.0,
                     help="random per-stem EQ augmentation range in dB (0: off)")
@@ -191,7 +208,7 @@ def main():
     weights = sm.band_geometry(sm.band_weights(N_FFT, RATE, sm.VARIANTS[args.variant]["bands"]))
     weights = tuple(t.to(device) for t in weights)
     model = sm.MaskNet(**sm.VARIANTS[args.variant]).to(device)
-    bridge = sm.DspBridge(args.dsp_bridge) if model.guided else None
+    bridge = sm.DspBridge(args.dsp_bridge, args.threads) if model.guided else None
 
     def dsp_of(mix_spec):
         return bridge.masks(mix_spec, N_FFT, HOP, RATE) if bridge else None
