@@ -113,7 +113,10 @@ class MaskNet(nn.Module):
         self.lookahead = lookahead
         self.guided = guided
         # Guided only: corrections are bound * tanh(raw / bound) when bound > 0, so a network
-        # meeting music unlike its training data can move the DSP masks only so far.
+        # meeting music unlike its training data can move the DSP masks only so far. Not used by
+        # the shipped weights: with this unnormalised body the raw corrections ran off to
+        # hundreds in training, the tanh saturated and learning stopped (train.py
+        # --correction-l2 keeps corrections small instead).
         self.bound = float(bound)
         inputs = (6 if guided else 2) * bands
         self.register_buffer("feat_mean", torch.zeros(inputs))
@@ -180,9 +183,7 @@ def output_masks(model, out, geometry, dsp_masks=None):
 LIVE = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32), kernel=3, lookahead=0)
 STUDIO = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32, 64), kernel=3, lookahead=64)
 VARIANTS = {"live": LIVE, "studio": STUDIO,
-            "live-guided": dict(LIVE, guided=True), "studio-guided": dict(STUDIO, guided=True),
-            "live-guided-b1": dict(LIVE, guided=True, bound=1.0),
-            "studio-guided-b1": dict(STUDIO, guided=True, bound=1.0)}
+            "live-guided": dict(LIVE, guided=True), "studio-guided": dict(STUDIO, guided=True)}
 
 
 class DspBridge:

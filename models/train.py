@@ -165,15 +165,22 @@ def make_batch(pool, rng, batch, frames, device, window, eq_db=0.0, kick_db=0.0)
     return stem_spec.sum(1), stem_spec  # the STFT is linear: the mix spectrum is the sum
 
 
-def loss_of(model, weights, mix_spec, stem_spec, dsp_masks=None):
+def loss_of(model, weights, mix_spec, stem_spec, dsp_masks=None, correction_l2=0.0):
     feats = sm.network_inputs(model, mix_spec[:, 0], mix_spec[:, 1], weights, N_FFT, dsp_masks)
-    masks = sm.output_masks(model, model(feats), weights, dsp_masks)  # (b, T-d, 4, F)
+    out = model(feats)
+    masks = sm.output_masks(model, out, weights, dsp_masks)  # (b, T-d, 4, F)
     t = masks.shape[1]
     first = WARMUP if model.guided else 0
     masks = masks[:, first:].permute(0, 2, 1, 3).unsqueeze(2)  # (b, 4, 1, T', F)
     mix_mag = mix_spec[:, :, first:t].abs().unsqueeze(1)  # (b, 1, 2, T', F)
     target = stem_spec[:, :, :, first:t].abs()
-    return (masks * mix_mag - target).abs().mean()
+    loss = (masks * mix_mag - target).abs().mean()
+    if model.guided and correction_l2 > 0:
+        # Trust in the synthetic data has a price: a correction of the DSP masks must pay for
+        # itself in the loss. (A tanh bound instead saturated: raw corrections ran off to
+        # hundreds, gradients vanished and the network froze into a fixed re-weighting.)
+        loss = loss + correction_l2 * (out ** 2).mean()
+    return loss
 
 
 def main():
@@ -194,6 +201,8 @@ def main():
                     help="random per-stem EQ augmentation range in dB (0: off)")
     ap.add_argument("--kick-db", type=float, default=0.0,
                     help="random low shelf on half the drum stems, up to this many dB (0: off)")
+    ap.add_argument("--correction-l2", type=float, default=0.0,
+                    help="guided variants: weight of the mean squared correction in the loss")
     ap.add_argument("--dsp-bridge", default=sm.DEFAULT_DSP_BRIDGE)
     args = ap.parse_args()
 
@@ -251,7 +260,7 @@ def main():
             g["lr"] = lr
         mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window,
                                          args.eq_db, args.kick_db)
-        loss = loss_of(model, weights, mix_spec, stem_spec, dsp_of(mix_spec))
+        loss = loss_of(model, weights, mix_spec, stem_spec, dsp_of(mix_spec), args.correction_l2)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
