@@ -25,7 +25,7 @@ FORMAT_VERSION = 2
 FLAG_GUIDED = 1
 # The file's variant says which quality mode a model is for (training variants are named after
 # it: "live-guided-b1" is a Live model); guidance is a header flag.
-VARIANT_IDS = {"live": 0, "studio": 1, "test": 2}
+VARIANT_IDS = {"live": 0, "studio": 1, "test": 2, "render": 3}
 
 
 def variant_id(variant):

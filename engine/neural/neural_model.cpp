@@ -116,7 +116,7 @@ std::shared_ptr<const NeuralModel> NeuralModel::parse(const uint8_t* data, size_
     }
     if ((flags & ~kFlagGuided) != 0) return fail(error, "unknown flags in the header");
     model->guided = (flags & kFlagGuided) != 0;
-    if (variant > static_cast<uint32_t>(NeuralVariant::kTest)) return fail(error, "bad variant");
+    if (variant > static_cast<uint32_t>(NeuralVariant::kRender)) return fail(error, "bad variant");
     if (bands < 2 || bands > kMaxBands || channels < 1 || channels > kMaxChannels || kernel < 1 ||
         kernel > kMaxKernel || layers > kMaxLayers || ahead > kMaxLookahead) {
         return fail(error, "hyper-parameters out of range");

@@ -14,7 +14,8 @@
 
 namespace stemsphere {
 
-enum class NeuralVariant : uint32_t { kLive = 0, kStudio = 1, kTest = 2 };
+// kRender: a centred-context model for offline rendering (no plugin mode loads one yet).
+enum class NeuralVariant : uint32_t { kLive = 0, kStudio = 1, kTest = 2, kRender = 3 };
 
 struct NeuralModel {
     static constexpr uint32_t kFormatVersion = 2;     // written by models/export.py
