@@ -146,7 +146,7 @@ std::shared_ptr<const NeuralModel> NeuralModel::parse(const uint8_t* data, size_
 
     uint32_t count = 0;
     if (!r.u32(&count)) return fail(error, "truncated tensor table");
-    const size_t in_features = (model->guided ? 6 : 2) * size_t{bands};
+    const size_t in_features = model->input_features();
     const size_t c = channels;
     struct Expected {
         std::string name;
