@@ -87,10 +87,15 @@ def band_sum(power, geometry, bands):
     return out
 
 
+def band_weight_sums(geometry, bands):
+    """(B,) Σ_k weight(k, b): what a band average divides by."""
+    return band_sum(torch.ones_like(geometry[1]), geometry, bands).clamp_min(1e-12)
+
+
 def features(left, right, geometry, n_fft, bands):
     """left/right: complex (..., frames, bins) unnormalised spectra -> (..., frames, 2B)."""
     window_energy = n_fft / 2.0  # sum of the squared sqrt-Hann window
-    norm = band_sum(torch.ones_like(geometry[1]), geometry, bands).clamp_min(1e-12) * window_energy
+    norm = band_weight_sums(geometry, bands) * window_energy
     mid = 0.5 * (left + right)
     side = 0.5 * (left - right)
     pm = band_sum(mid.real ** 2 + mid.imag ** 2, geometry, bands) / norm
@@ -100,8 +105,7 @@ def features(left, right, geometry, n_fft, bands):
 
 def dsp_band_features(dsp_masks, geometry, bands):
     """(..., 4, bins) DSP bin masks -> (..., 4B) weighted band means (each in [0, 1])."""
-    norm = band_sum(torch.ones_like(geometry[1]), geometry, bands).clamp_min(1e-12)
-    return (band_sum(dsp_masks, geometry, bands) / norm).flatten(-2)
+    return (band_sum(dsp_masks, geometry, bands) / band_weight_sums(geometry, bands)).flatten(-2)
 
 
 class MaskNet(nn.Module):
@@ -195,10 +199,10 @@ class DspBridge:
     """The engine's DspMaskEstimator over whole spectrogram sequences (models/dsp_bridge.cpp)."""
 
     def __init__(self, path, workers=1):
-        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None  # ctypes drops the GIL
         if not os.path.exists(path):
             raise SystemExit(f"{path}: no DSP bridge library (cmake --build build "
                              "--target stemsphere_dsp_bridge)")
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None  # ctypes drops the GIL
         self.lib = ctypes.CDLL(path)
         f = self.lib.stemsphere_dsp_masks
         f.restype = ctypes.c_int

@@ -17,6 +17,7 @@ The "test" split draws only from held-out MMA styles (never used by "train"), so
 generalisation to unseen grooves.
 """
 import argparse
+import functools
 import glob
 import json
 import math
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
 import mido
 import numpy as np
@@ -40,19 +42,19 @@ SOUNDFONTS = [f"{SF2}/FluidR3_GM.sf2", f"{SF2}/TimGM6mb.sf2"]
 MUSESCORE = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
 AVL_KITS = [f"{SF2}/Black_Pearl_4_LV2.sf2", f"{SF2}/Red_Zeppelin_4_LV2.sf2"]
 GM_KITS = [0, 1, 8, 16, 24, 25, 32, 40]
+# --realvoice: most male vocal lines from real recorded speech (festvox-ru, BSD-like licence).
+FESTVOX_RU = "/usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav"
 # --hydrogen adds the real recorded kits of hydrogen-drumkits (GPL-2 / CC-BY(-SA) / CC0, per kit),
 # played by a small sampler (hydrogen_kit, render_hydrogen). Hand-percussion-only kits are left out.
 HYDROGEN = "/usr/share/hydrogen/data/drumkits"
-# --realvoice: most male vocal lines from real recorded speech (festvox-ru, BSD-like licence).
-FESTVOX_RU = "/usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav"
 HYDROGEN_KITS = ["Audiophob", "BJA_Pacific", "ColomboAcousticDrumkit", "ElectricEmpireKit",
                  "ForzeeStereo", "HardElectro1", "Millo-Drums_v.1", "Millo_MultiLayered2",
                  "Millo_MultiLayered3", "The Black Pearl 1.0", "VariBreaks", "rumpf_kit_z01_h2"]
 # Instrument name keywords -> GM drum note (first match wins), and fallbacks for missing roles.
 DRUM_ROLES = [("pedal", 44), ("open", 46), ("semi", 46), ("hat", 42), ("hh", 42), ("kick", 36),
-              ("bass drum", 36), ("bassdrum", 36), ("bd", 36), ("stick", 37), ("rim", 37), ("snare", 38),
-              ("sd", 38), ("clap", 39), ("floor", 41), ("low", 43), ("mid", 47), ("high", 50),
-              ("hi tom", 50), ("tom", 45), ("bell", 53), ("ride", 51), ("crash", 49),
+              ("bass drum", 36), ("bassdrum", 36), ("bd", 36), ("stick", 37), ("rim", 37),
+              ("snare", 38), ("sd", 38), ("clap", 39), ("floor", 41), ("low", 43), ("mid", 47),
+              ("high", 50), ("hi tom", 50), ("tom", 45), ("bell", 53), ("ride", 51), ("crash", 49),
               ("china", 57), ("splash", 57), ("cymbal", 49)]
 DRUM_FALLBACK = {35: 36, 36: 35, 40: 38, 38: 40, 44: 42, 46: 42, 42: 44, 41: 43, 43: 45, 45: 47,
                  47: 48, 48: 50, 50: 48, 51: 59, 59: 51, 53: 51, 49: 57, 57: 49, 52: 49, 55: 49,
@@ -244,12 +246,13 @@ def split_midi(midi_path, plan, rng, tmp):
     return paths
 
 
+@functools.lru_cache(maxsize=None)
 def hydrogen_kit(name):
-    """{gm_note: [(min_vel, max_vel, gain, pan_l, pan_r, sample_path), ...]} of a Hydrogen kit."""
-    import xml.etree.ElementTree as ET
+    """{gm_note: [(min_vel, max_vel, gain, pan_l, pan_r, sample_path), ...]} of a Hydrogen kit
+    (parsed once per process; callers only read it)."""
     root_dir = os.path.join(HYDROGEN, name)
     text = open(os.path.join(root_dir, "drumkit.xml"), encoding="utf-8", errors="replace").read()
-    tree = ET.fromstring(re.sub(r'\sxmlns(:\w+)?="[^"]+"', "", text, count=0))
+    tree = ET.fromstring(re.sub(r'\sxmlns(:\w+)?="[^"]+"', "", text))
     kit = {}
 
     def num(node, tag, default):
@@ -269,7 +272,8 @@ def hydrogen_kit(name):
                    pan_l, pan_r, os.path.join(root_dir, la.findtext("filename")))
                   for la in ins.iter("layer") if la.findtext("filename")]
         if not layers and ins.findtext("filename"):
-            layers = [(0.0, 1.0, gain, pan_l, pan_r, os.path.join(root_dir, ins.findtext("filename")))]
+            layers = [(0.0, 1.0, gain, pan_l, pan_r,
+                       os.path.join(root_dir, ins.findtext("filename")))]
         layers = [la for la in layers if os.path.exists(la[5])]
         if layers and note not in kit:
             kit[note] = layers
@@ -383,10 +387,15 @@ def bandwidth_extend(x, sr_src, rng):
     return x + up * 10 ** (rng.uniform(-1, 5) / 20)
 
 
+@functools.lru_cache(maxsize=None)
+def festvox_files():
+    return tuple(sorted(glob.glob(f"{FESTVOX_RU}/ru_*.wav")))
+
+
 def real_speech(rng, notes):
     """A stretch of a real recorded utterance (festvox-ru, one male speaker, 16 kHz) about as
     long as the phrase has syllables: real voice timbre, breath and articulation for PSOLA."""
-    files = sorted(glob.glob(f"{FESTVOX_RU}/ru_*.wav"))
+    files = festvox_files()
     x, sr = sf.read(files[rng.integers(len(files))], dtype="float64")
     length = int(float(np.clip(0.26 * len(notes), 0.7, 3.0)) * sr)
     start = int(rng.integers(0, max(len(x) - length, 1)))
