@@ -32,6 +32,24 @@ std::unique_ptr<PluginHost> make_host(const char* uri, HostOptions options = {})
     return host;
 }
 
+// The stems fixture, activated, with its worker run synchronously or on the host's own thread.
+std::unique_ptr<PluginHost> make_active_host(bool threaded_worker) {
+    HostOptions options;
+    options.threaded_worker = threaded_worker;
+    auto host = make_host(kStems, options);
+    if (host) host->activate();
+    return host;
+}
+
+// One buffer of `frames` per audio output, and the pointer array run() takes.
+struct OutputBuffers {
+    OutputBuffers(size_t outputs, size_t frames) : channels(outputs, std::vector<float>(frames)) {
+        for (auto& channel : channels) pointers.push_back(channel.data());
+    }
+    std::vector<std::vector<float>> channels;
+    std::vector<float*> pointers;
+};
+
 std::string create_error(const std::string& bundle, const char* uri, HostOptions options = {}) {
     std::string error;
     auto host = PluginHost::create(bundle, uri, options, &error);
@@ -282,18 +300,13 @@ TEST(PluginHost, ThreadedWorkerGivesTheSameOutputAsTheSynchronousOne) {
     const auto input = test_signal(8192);
     std::vector<std::vector<std::vector<float>>> results;
     for (bool threaded : {false, true}) {
-        HostOptions options;
-        options.threaded_worker = threaded;
-        auto host = make_host(kStems, options);
+        auto host = make_active_host(threaded);
         ASSERT_TRUE(host);
-        host->activate();
         std::string error;
         ASSERT_TRUE(host->set_path_parameter(kPathProperty, file, &error)) << error;
         const float* in[2] = {input.data(), input.data()};
-        std::vector<std::vector<float>> first(host->audio_output_count(), std::vector<float>(64));
-        std::vector<float*> outs;
-        for (auto& channel : first) outs.push_back(channel.data());
-        host->run(in, outs.data(), 64);  // the plugin schedules the load here
+        OutputBuffers first(host->audio_output_count(), 64);
+        host->run(in, first.pointers.data(), 64);  // the plugin schedules the load here
         host->wait_for_worker();
         results.push_back(play(*host, input, 512));
     }
@@ -347,21 +360,15 @@ TEST(PluginHost, HeapCounterCatchesTheLeakyPluginAndClearsTheCleanOne) {
 TEST(PluginHost, ItsOwnRunPathDoesNotTouchTheHeap) {
     if (!stemsphere::test::HeapCounter::available()) GTEST_SKIP() << "skipped: sanitizer build";
     for (bool threaded : {false, true}) {
-        HostOptions options;
-        options.threaded_worker = threaded;
-        auto host = make_host(kStems, options);
+        auto host = make_active_host(threaded);
         ASSERT_TRUE(host);
-        host->activate();
         const auto input = test_signal(kMaxBlock);
-        std::vector<std::vector<float>> out(host->audio_output_count(),
-                                            std::vector<float>(kMaxBlock));
-        std::vector<float*> outs;
-        for (auto& channel : out) outs.push_back(channel.data());
+        OutputBuffers out(host->audio_output_count(), kMaxBlock);
         const float* in[2] = {input.data(), nullptr};
         stemsphere::test::HeapCounter counter;
         PluginHost::set_run_observer(nullptr, nullptr);  // count the whole of run(), by hand
         stemsphere::test::heap_counting_enter();
-        for (uint32_t n : {1u, 63u, 500u, kMaxBlock}) host->run(in, outs.data(), n);
+        for (uint32_t n : {1u, 63u, 500u, kMaxBlock}) host->run(in, out.pointers.data(), n);
         stemsphere::test::heap_counting_leave();
         EXPECT_EQ(counter.calls_in_run(), 0u) << (threaded ? "threaded" : "synchronous");
     }
