@@ -70,6 +70,8 @@ const char* quality_mode_name(QualityMode mode) {
             return "Live (neural)";
         case QualityMode::kStudio:
             return "Studio (neural)";
+        case QualityMode::kRender:
+            return "Render (neural)";
     }
     return "unknown";
 }
@@ -82,6 +84,8 @@ const char* quality_mode_model_file(QualityMode mode) {
             return "live.stsnn";
         case QualityMode::kStudio:
             return "studio.stsnn";
+        case QualityMode::kRender:
+            return "render.stsnn";
     }
     return nullptr;
 }
@@ -97,12 +101,23 @@ std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mod
         *error = std::string(quality_mode_name(mode)) + ": " + why;
         return nullptr;
     }
-    const NeuralVariant expected =
-        mode == QualityMode::kStudio ? NeuralVariant::kStudio : NeuralVariant::kLive;
     const StftFormat format = stft_format_for_rate(sample_rate);
     const double lookahead_s = static_cast<double>(model->lookahead * format.hop) / sample_rate;
-    if (model->variant != expected || (mode == QualityMode::kLiveNeural && model->lookahead != 0) ||
-        lookahead_s > 1.0) {
+    bool fits = false;
+    switch (mode) {
+        case QualityMode::kLiveNeural:
+            fits = model->variant == NeuralVariant::kLive && model->lookahead == 0;
+            break;
+        case QualityMode::kStudio:
+            fits = model->variant == NeuralVariant::kStudio && lookahead_s <= 1.0;
+            break;
+        case QualityMode::kRender:  // latency is not bounded offline (the parser caps look-ahead)
+            fits = model->variant == NeuralVariant::kRender;
+            break;
+        case QualityMode::kLiveDsp:
+            break;
+    }
+    if (!fits) {
         *error = std::string(quality_mode_name(mode)) + ": " + path +
                  " is not a model for this mode (variant or look-ahead)";
         return nullptr;

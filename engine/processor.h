@@ -43,9 +43,11 @@ struct ProcessorControls {
 };
 
 // The quality modes of the plugin: which separation back end runs. The neural modes need their
-// model file (models/weights/*.stsnn, installed in the bundle's models/ folder).
-enum class QualityMode : uint32_t { kLiveDsp = 0, kLiveNeural = 1, kStudio = 2 };
-inline constexpr uint32_t kQualityModeCount = 3;
+// model file (models/weights/*.stsnn, installed in the bundle's models/ folder). Live stays under
+// 25 ms, Studio looks ahead at most 1 s; Render is for batch renders and offline bounces: its
+// network sees about 1.5 s on each side of a frame, reported as latency like Studio's.
+enum class QualityMode : uint32_t { kLiveDsp = 0, kLiveNeural = 1, kStudio = 2, kRender = 3 };
+inline constexpr uint32_t kQualityModeCount = 4;
 const char* quality_mode_name(QualityMode mode);
 // File name of the mode's model inside a models folder; nullptr for the DSP back end.
 const char* quality_mode_model_file(QualityMode mode);
@@ -59,7 +61,8 @@ class Processor {
     // The free DSP back end at the rate's STFT format.
     static std::unique_ptr<Processor> with_dsp_backend(double sample_rate);
     // Off the audio thread: a processor for `mode`, loading its model from `models_dir`.
-    // nullptr and a one-line *error (missing/corrupt model, wrong variant, look-ahead over 1 s).
+    // nullptr and a one-line *error (missing/corrupt model, wrong variant, a Live model with
+    // look-ahead, a Studio model looking ahead more than 1 s).
     static std::unique_ptr<Processor> create(double sample_rate, QualityMode mode,
                                              const std::string& models_dir, std::string* error);
 

@@ -6,7 +6,7 @@ parity fixtures the C++ tests compare against.
   /usr/bin/python3 models/export.py --fixtures models/fixtures
 The fixture mode writes a tiny random-weight model (tiny.stsnn) with its expected masks on a
 deterministic input (tiny_expected.f32), and expected masks of the shipped models
-(live_expected.f32, studio_expected.f32) on the same kind of input.
+(live_expected.f32, studio_expected.f32, render_expected.f32) on the same kind of input.
 """
 import argparse
 import os
@@ -78,9 +78,10 @@ def lcg_spectra(frames, bins, seed):
     return out
 
 
-def expected_masks(model, n_fft, rate, frames, seed, bridge=None):
-    """Masks the C++ estimator must return for each of `frames` calls on the fixture input. A
-    guided model's first `lookahead` outputs combine with an even split, as the C++ ring starts."""
+def expected_masks(model, n_fft, rate, frames, seed, bridge=None, skip=0):
+    """Masks the C++ estimator must return for each of `frames` calls on the fixture input,
+    without the first `skip` calls. A guided model's first `lookahead` outputs combine with an
+    even split, as the C++ ring starts."""
     spec = torch.from_numpy(lcg_spectra(frames, n_fft // 2 + 1, seed))
     w = sm.band_geometry(sm.band_weights(n_fft, rate, model.bands))
     with torch.no_grad():
@@ -93,7 +94,7 @@ def expected_masks(model, n_fft, rate, frames, seed, bridge=None):
             masks = sm.guided_masks(out, torch.cat([even, dsp[:, :frames - d]], dim=1), w)[0]
         else:
             masks = sm.bin_masks(out, w)[0]  # (frames, 4, bins)
-    return masks.numpy().astype("<f4")
+    return masks[skip:].numpy().astype("<f4")
 
 
 def load_checkpoint(path):
@@ -140,13 +141,16 @@ def main():
         write_model(tiny_guided.eval(), "test", os.path.join(args.fixtures, "tiny_guided.stsnn"))
         expected_masks(tiny_guided, 128, 44100.0, 48, 7, bridge).tofile(
             os.path.join(args.fixtures, "tiny_guided_expected.f32"))
-        for variant in ("live", "studio"):
+        for variant in ("live", "studio", "render"):
             path = os.path.join(args.weights, f"{variant}.stsnn")
             if not os.path.exists(path):
                 continue
             model = read_model(path)
-            # The shipped models at the engine's real size: 12 frames keep the fixture small.
-            expected_masks(model, 1024, 44100.0, 12, 11, bridge).tofile(
+            # The shipped models at the engine's real size, 12 frames kept to keep the fixture
+            # small. Render's look-ahead (255 frames) would leave all 12 in the even-split
+            # start, so its 12 are the ones after the look-ahead has filled.
+            skip = model.lookahead if variant == "render" else 0
+            expected_masks(model, 1024, 44100.0, 12 + skip, 11, bridge, skip).tofile(
                 os.path.join(args.fixtures, f"{variant}_expected.f32"))
         print(f"fixtures written to {args.fixtures}")
 

@@ -75,6 +75,12 @@ uint32_t crc32(const uint8_t* data, size_t size) {
     return c ^ 0xFFFFFFFFu;
 }
 
+size_t NeuralModel::receptive_field() const {
+    size_t frames = 1;
+    for (size_t d : dilations) frames += (kernel - 1) * d;
+    return frames;
+}
+
 size_t NeuralModel::parameter_count() const {
     size_t n = feat_mean.size() + feat_std.size() + in_weight.size() + in_bias.size() +
                out_weight.size() + out_bias.size();
@@ -134,15 +140,14 @@ std::shared_ptr<const NeuralModel> NeuralModel::parse(const uint8_t* data, size_
     model->channels = channels;
     model->kernel = kernel;
     model->lookahead = ahead;
-    size_t receptive = 1;
     for (uint32_t l = 0; l < layers; ++l) {
         uint32_t d = 0;
         if (!r.u32(&d)) return fail(error, "truncated header");
         if (d < 1 || d > kMaxDilation) return fail(error, "dilation out of range");
         model->dilations.push_back(d);
-        receptive += (kernel - 1) * d;
     }
-    if (ahead >= receptive) return fail(error, "look-ahead exceeds the receptive field");
+    if (ahead >= model->receptive_field())
+        return fail(error, "look-ahead exceeds the receptive field");
 
     uint32_t count = 0;
     if (!r.u32(&count)) return fail(error, "truncated tensor table");

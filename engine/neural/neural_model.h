@@ -14,7 +14,7 @@
 
 namespace stemsphere {
 
-// kRender: a centred-context model for offline rendering (no plugin mode loads one yet).
+// kRender: a centred-context model for offline rendering (the plugin's Render mode).
 enum class NeuralVariant : uint32_t { kLive = 0, kStudio = 1, kTest = 2, kRender = 3 };
 
 struct NeuralModel {
@@ -45,6 +45,8 @@ struct NeuralModel {
 
     size_t layers() const { return dilations.size(); }
     size_t input_features() const { return (guided ? 6 : 2) * bands; }
+    // Frames of input one output depends on: the newest `lookahead` of them lie ahead of it.
+    size_t receptive_field() const;
     size_t parameter_count() const;
 
     // Parses a whole file image. Returns nullptr and sets *error on any problem.

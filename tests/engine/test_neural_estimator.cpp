@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "engine/dsp_mask_estimator.h"
 #include "engine/neural/neural_mask_estimator.h"
 #include "engine/neural/neural_model.h"
+#include "engine/processor.h"
 #include "tests/engine/mask_checks.h"
 
 namespace stemsphere {
@@ -68,8 +70,9 @@ std::vector<std::vector<std::vector<std::complex<float>>>> lcg_spectra(size_t fr
 }
 
 // Runs `model` over the fixture input and returns the max |C++ − PyTorch| over all masks.
+// The first `skip` of the `frames` calls are run but not compared (the fixture leaves them out).
 float parity_error(const std::string& model_file, const std::string& expected_file, size_t fft_size,
-                   size_t frames, uint32_t seed) {
+                   size_t frames, uint32_t seed, size_t skip = 0) {
     std::string error;
     auto model = NeuralModel::load(model_file, &error);
     EXPECT_TRUE(model) << error;
@@ -79,14 +82,15 @@ float parity_error(const std::string& model_file, const std::string& expected_fi
     const size_t bins = format.bins();
     const auto input = lcg_spectra(frames, bins, seed);
     const std::vector<float> expected = read_floats(expected_file);
-    EXPECT_EQ(expected.size(), frames * kStemCount * bins);
-    if (expected.size() != frames * kStemCount * bins) return INFINITY;
+    EXPECT_EQ(expected.size(), (frames - skip) * kStemCount * bins);
+    if (expected.size() != (frames - skip) * kStemCount * bins) return INFINITY;
     std::vector<float> masks(kStemCount * bins);
     float worst = 0.0f;
     for (size_t t = 0; t < frames; ++t) {
         estimator.estimate(input[0][t].data(), input[1][t].data(), masks.data());
+        if (t < skip) continue;
         for (size_t i = 0; i < masks.size(); ++i) {
-            worst = std::max(worst, std::abs(masks[i] - expected[t * masks.size() + i]));
+            worst = std::max(worst, std::abs(masks[i] - expected[(t - skip) * masks.size() + i]));
         }
     }
     return worst;
@@ -142,10 +146,16 @@ TEST(NeuralEstimator, GuidedModelWithZeroCorrectionsIsTheDspBackEnd) {
 }
 
 TEST(NeuralEstimator, ShippedModelsMatchPyTorch) {
-    for (const char* variant : {"live", "studio"}) {
+    for (const char* variant : {"live", "studio", "render"}) {
         const std::string expected = kFixtures + variant + "_expected.f32";
         ASSERT_FALSE(read_bytes(expected).empty()) << "missing fixture " << expected;
-        const float err = parity_error(kWeights + variant + ".stsnn", expected, 1024, 12, 11);
+        std::string error;
+        auto model = NeuralModel::load(kWeights + variant + ".stsnn", &error);
+        ASSERT_TRUE(model) << error;
+        // Render compares the 12 frames after its long look-ahead has filled (export.py).
+        const size_t skip = std::string(variant) == "render" ? model->lookahead : 0;
+        const float err =
+            parity_error(kWeights + variant + ".stsnn", expected, 1024, 12 + skip, 11, skip);
         std::printf("%s model: max |C++ - PyTorch| = %.3g\n", variant, static_cast<double>(err));
         EXPECT_LE(err, 1e-4f) << variant;
     }
@@ -297,6 +307,40 @@ TEST(NeuralModelFile, ShippedModelsDescribeThemselves) {
     // Studio look-ahead ≤ 1 s at 44.1 kHz including the STFT window.
     const StftFormat format{};
     EXPECT_LE(static_cast<double>(format.fft_size + studio->lookahead * format.hop) / 44100.0, 1.0);
+    // Render sees further ahead than Studio, and as far behind (its look-ahead is the centre of
+    // its receptive field).
+    auto render = NeuralModel::load(kWeights + "render.stsnn", &error);
+    ASSERT_TRUE(render) << error;
+    EXPECT_EQ(render->variant, NeuralVariant::kRender);
+    EXPECT_GT(render->lookahead, studio->lookahead);
+    EXPECT_EQ(2 * render->lookahead + 1, render->receptive_field());
+}
+
+// Each neural mode loads only a model made for it: a model file in the wrong place (a Studio
+// model named render.stsnn, ...) gives a clear error naming mode and file, never a processor
+// with an unexpected latency.
+TEST(NeuralModelFile, EachModeRefusesAnotherModesModel) {
+    namespace fs = std::filesystem;
+    const fs::path swapped = fs::path(::testing::TempDir()) / "stemsphere-swapped-models";
+    fs::remove_all(swapped);
+    fs::create_directories(swapped);
+    fs::copy_file(kWeights + "studio.stsnn", swapped / "live.stsnn");
+    fs::copy_file(kWeights + "render.stsnn", swapped / "studio.stsnn");
+    fs::copy_file(kWeights + "live.stsnn", swapped / "render.stsnn");
+    size_t previous_latency = 0;
+    for (QualityMode mode :
+         {QualityMode::kLiveNeural, QualityMode::kStudio, QualityMode::kRender}) {
+        std::string error;
+        EXPECT_FALSE(Processor::create(44100.0, mode, swapped.string(), &error));
+        EXPECT_NE(error.find(quality_mode_name(mode)), std::string::npos) << error;
+        EXPECT_NE(error.find("not a model for this mode"), std::string::npos) << error;
+        error.clear();
+        auto right = Processor::create(44100.0, mode, kWeights, &error);
+        ASSERT_TRUE(right) << error;
+        EXPECT_GT(right->latency(), previous_latency) << quality_mode_name(mode);
+        previous_latency = right->latency();
+    }
+    fs::remove_all(swapped);
 }
 
 }  // namespace

@@ -134,7 +134,9 @@ TEST(Plugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
                 std::string error;
                 ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
                 host->activate();
-                const size_t frames = 3 * static_cast<size_t>(rate) / 2;
+                const bool live = label.rfind("Live", 0) == 0;
+                const bool render = label.rfind("Render", 0) == 0;
+                const size_t frames = (render ? 5 : 3) * static_cast<size_t>(rate) / 2;
                 std::vector<float> l(frames, 0.0f);
                 const size_t at = block;  // start of the second block
                 l[at] = 1.0f;
@@ -149,9 +151,11 @@ TEST(Plugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
                 EXPECT_NEAR(r.out[1][peak], 1.0f, 1e-4f);
                 if (reported_first < 0) reported_first = reported;
                 EXPECT_EQ(reported, reported_first) << "latency must not depend on block size";
-                // Live modes stay under 25 ms; Studio's look-ahead stays under 1 s.
-                const bool live = label.rfind("Live", 0) == 0;
-                EXPECT_LE(1000.0 * static_cast<double>(reported) / rate, live ? 25.0 : 1000.0)
+                // Live modes stay under 25 ms, Studio under 1 s; Render is offline, and its
+                // description promises about 1.5 s.
+                EXPECT_LE(1000.0 * static_cast<double>(reported) / rate, live     ? 25.0
+                                                                         : render ? 1600.0
+                                                                                  : 1000.0)
                     << label;
             }
         }
@@ -224,8 +228,9 @@ TEST(Plugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
         ASSERT_TRUE(
             host->set_control("head_yaw", static_cast<float>((i * 11) % 360 - 180), &error));
         ASSERT_TRUE(host->set_control("binaural", static_cast<float>(i % 11 != 0), &error));
-        // A mode switch now and then: the worker builds the new back end, run() only swaps.
-        ASSERT_TRUE(host->set_control("quality", static_cast<float>((i / 10) % 2), &error));
+        // A mode switch now and then, through every mode: the worker builds the new back end,
+        // run() only swaps.
+        ASSERT_TRUE(host->set_control("quality", static_cast<float>((i / 10) % 4), &error));
         const float* in[2] = {l.data() + pos, l.data() + pos};
         host->run(in, outs.data(), n);
         pos += n;

@@ -22,6 +22,9 @@ Options:
   --preset LABEL       apply a preset of the plugin first
   --set SYMBOL=VALUE   set a control (repeatable), e.g. --set vocals_gain=-6 --set quality=0;
                        VALUE may also be the label of one of the control's choices
+  --quality MODE       separation back end: dsp (Live (DSP), the default), live (Live (neural)),
+                       studio (Studio (neural)) or render (Render (neural): the most context,
+                       the best offline quality); short for --set quality=...
   --place STEM=AZ[,EL[,DIST[,WIDTH]]]
                        place a stem (vocals, drums, bass, other) in the binaural mix: azimuth
                        and elevation in degrees (+90 = left), distance in metres, width in
@@ -85,6 +88,23 @@ bool parse_place(const std::string& text, std::vector<ControlSetting>* controls,
     return true;
 }
 
+// "render" → --set quality="Render (neural)": the labels of the plugin's quality control.
+bool parse_quality(const std::string& text, std::vector<ControlSetting>* controls,
+                   std::string* error) {
+    static const char* const kModes[][2] = {{"dsp", "Live (DSP)"},
+                                            {"live", "Live (neural)"},
+                                            {"studio", "Studio (neural)"},
+                                            {"render", "Render (neural)"}};
+    for (const auto& mode : kModes) {
+        if (text == mode[0]) {
+            controls->push_back({"quality", mode[1]});
+            return true;
+        }
+    }
+    *error = "--quality " + text + ": expected dsp, live, studio or render";
+    return false;
+}
+
 }  // namespace
 
 bool parse_arguments(const std::vector<std::string>& args, RenderSettings* settings,
@@ -130,6 +150,10 @@ bool parse_arguments(const std::vector<std::string>& args, RenderSettings* setti
             std::string text;
             if (!take_value(&text)) return false;
             if (!parse_place(text, &settings->controls, error)) return false;
+        } else if (name == "--quality") {
+            std::string text;
+            if (!take_value(&text)) return false;
+            if (!parse_quality(text, &settings->controls, error)) return false;
         } else if (name == "--hrtf") {
             PathSetting path{kHrtfProperty, ""};
             if (!take_value(&path.path)) return false;
