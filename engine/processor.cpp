@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/denormals.h"
 #include "engine/dsp_mask_estimator.h"
-#include "engine/neural/blended_mask_estimator.h"
-#include "engine/neural/neural_mask_estimator.h"
+#include "engine/neural/model_ensemble.h"
 
 namespace stemsphere {
 
@@ -76,66 +78,76 @@ const char* quality_mode_name(QualityMode mode) {
     return "unknown";
 }
 
-const char* quality_mode_model_file(QualityMode mode) {
+std::vector<std::string> quality_mode_model_files(QualityMode mode) {
+    // Each neural mode averages its own network with those of the faster modes: separately
+    // trained networks err differently, and the equal blend of Studio and Live scored above
+    // either alone on the held-out synthetic songs and on real music (docs/models.md §6).
     switch (mode) {
         case QualityMode::kLiveDsp:
-            return nullptr;
+            return {};
         case QualityMode::kLiveNeural:
-            return "live.stsnn";
+            return {"live.stsnn"};
         case QualityMode::kStudio:
-            return "studio.stsnn";
+            return {"studio.stsnn", "live.stsnn"};
         case QualityMode::kRender:
-            return "render.stsnn";
+            return {"render.stsnn", "studio.stsnn", "live.stsnn"};
     }
-    return nullptr;
+    return {};
 }
+
+namespace {
+// The mode a model file was trained for: the mode that lists it first.
+QualityMode trained_for(const std::string& file) {
+    for (uint32_t m = 0; m < kQualityModeCount; ++m) {
+        const auto files = quality_mode_model_files(static_cast<QualityMode>(m));
+        if (!files.empty() && files.front() == file) return static_cast<QualityMode>(m);
+    }
+    return QualityMode::kLiveDsp;  // no model fits it
+}
+
+// Live models look nowhere ahead, Studio ones at most 1 s; Render latency is not bounded
+// offline (the parser caps every look-ahead).
+bool model_fits(const NeuralModel& model, QualityMode mode, const StftFormat& format) {
+    const double lookahead_s =
+        static_cast<double>(model.lookahead * format.hop) / format.sample_rate;
+    switch (mode) {
+        case QualityMode::kLiveNeural:
+            return model.variant == NeuralVariant::kLive && model.lookahead == 0;
+        case QualityMode::kStudio:
+            return model.variant == NeuralVariant::kStudio && lookahead_s <= 1.0;
+        case QualityMode::kRender:
+            return model.variant == NeuralVariant::kRender;
+        case QualityMode::kLiveDsp:
+            break;
+    }
+    return false;
+}
+}  // namespace
 
 std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mode,
                                              const std::string& models_dir, std::string* error) {
-    const char* file = quality_mode_model_file(mode);
-    if (file == nullptr) return with_dsp_backend(sample_rate);
-    const std::string path = models_dir + "/" + file;
-    std::string why;
-    auto model = NeuralModel::load(path, &why);
-    if (!model) {
-        *error = std::string(quality_mode_name(mode)) + ": " + why;
-        return nullptr;
-    }
+    const std::vector<std::string> files = quality_mode_model_files(mode);
+    if (files.empty()) return with_dsp_backend(sample_rate);
     const StftFormat format = stft_format_for_rate(sample_rate);
-    const double lookahead_s = static_cast<double>(model->lookahead * format.hop) / sample_rate;
-    bool fits = false;
-    switch (mode) {
-        case QualityMode::kLiveNeural:
-            fits = model->variant == NeuralVariant::kLive && model->lookahead == 0;
-            break;
-        case QualityMode::kStudio:
-            fits = model->variant == NeuralVariant::kStudio && lookahead_s <= 1.0;
-            break;
-        case QualityMode::kRender:  // latency is not bounded offline (the parser caps look-ahead)
-            fits = model->variant == NeuralVariant::kRender;
-            break;
-        case QualityMode::kLiveDsp:
-            break;
-    }
-    if (!fits) {
-        *error = std::string(quality_mode_name(mode)) + ": " + path +
-                 " is not a model for this mode (variant or look-ahead)";
-        return nullptr;
+    std::vector<std::shared_ptr<const NeuralModel>> models;
+    for (const std::string& file : files) {
+        const std::string path = models_dir + "/" + file;
+        std::string why;
+        auto model = NeuralModel::load(path, &why);
+        if (!model) {
+            *error = std::string(quality_mode_name(mode)) + ": " + why;
+            return nullptr;
+        }
+        if (!model_fits(*model, trained_for(file), format)) {
+            *error = std::string(quality_mode_name(mode)) + ": " + path + " is not a " +
+                     quality_mode_name(trained_for(file)) + " model (variant or look-ahead)";
+            return nullptr;
+        }
+        models.push_back(std::move(model));
     }
     try {
-        // A guided model already refines the DSP back end's masks (it runs one inside).
-        if (model->guided) {
-            return std::make_unique<Processor>(
-                sample_rate, std::make_unique<NeuralMaskEstimator>(std::move(model), format));
-        }
-        // 30 % of the DSP back end's masks temper an unguided network where it is unsure: +0.2
-        // dB on the held-out synthetic songs (where the weight was chosen) and +0.9 dB on real
-        // music (docs/models.md). Both sum to 1 per bin, so the blend does too.
-        constexpr float kDspShare = 0.3f;
-        return std::make_unique<Processor>(
-            sample_rate, std::make_unique<BlendedMaskEstimator>(
-                             std::make_unique<NeuralMaskEstimator>(std::move(model), format),
-                             std::make_unique<DspMaskEstimator>(format), format.bins(), kDspShare));
+        return std::make_unique<Processor>(sample_rate,
+                                           make_ensemble_estimator(std::move(models), format));
     } catch (const std::exception& e) {
         *error = std::string(quality_mode_name(mode)) + ": " + e.what();
         return nullptr;

@@ -49,8 +49,9 @@ struct ProcessorControls {
 enum class QualityMode : uint32_t { kLiveDsp = 0, kLiveNeural = 1, kStudio = 2, kRender = 3 };
 inline constexpr uint32_t kQualityModeCount = 4;
 const char* quality_mode_name(QualityMode mode);
-// File name of the mode's model inside a models folder; nullptr for the DSP back end.
-const char* quality_mode_model_file(QualityMode mode);
+// File names of the models a mode runs, inside a models folder: the mode's own first (its
+// look-ahead sets the latency), then those it averages in. Empty for the DSP back end.
+std::vector<std::string> quality_mode_model_files(QualityMode mode);
 
 // Output channel order of process(): main L/R, then each stem L/R in Stem order.
 inline constexpr size_t kOutputChannels = 2 + 2 * kStemCount;

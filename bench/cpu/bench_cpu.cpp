@@ -44,6 +44,9 @@ const std::vector<Scenario> kScenarios{
     {"Studio (neural), plain sum",
      true,
      {{"enabled", 1.0f}, {"quality", 2.0f}, {"binaural", 0.0f}}},
+    {"Render (neural), plain sum",
+     true,
+     {{"enabled", 1.0f}, {"quality", 3.0f}, {"binaural", 0.0f}}},
 };
 constexpr size_t kBypassRow = 1;
 

@@ -8,7 +8,9 @@
 # own mixture.wav is a separately coded stream), rendered through the real plugin with
 # stemsphere-render (lilv, default controls = Live/DSP). Rows:
 #   DSP           the plugin's stems (quality "Live (DSP)", the default)
-#   Live, Studio  the plugin's stems in the neural quality modes (models/weights/*.stsnn)
+#   Live, Studio, Render
+#                 the plugin's stems in the neural quality modes (models/weights/*.stsnn);
+#                 Render is the offline mode (about 1.5 s of context on each side)
 #   floor         mixture/4 as every stem (mixture/2 for the vocals/accompaniment clips)
 #   IRM engine    oracle power ratio mask in the engine's own Stft at the plugin's size for the
 #                 clip's rate (stemsphere-eval oracle --nfft engine: 1024/256 at 44.1/48 kHz)
@@ -61,12 +63,13 @@ for ref in "${clips[@]}"; do
     [ -f "$ref/drums.wav" ] || extra=(--accompaniment)
     "$eval_cli" mixture --ref "$ref" --out "$out/mixture.wav" >/dev/null
     "$render" "$out/mixture.wav" --out "$out/dsp" --bundle "$bundle" --quiet
-    "$render" "$out/mixture.wav" --out "$out/live" --bundle "$bundle" --quiet --set quality=1
-    "$render" "$out/mixture.wav" --out "$out/studio" --bundle "$bundle" --quiet --set quality=2
+    for mode in live studio render; do
+        "$render" "$out/mixture.wav" --out "$out/$mode" --bundle "$bundle" --quiet --quality $mode
+    done
     "$eval_cli" floor --ref "$ref" --out "$out/floor" >/dev/null
     "$eval_cli" oracle --ref "$ref" --out "$out/irm1024" --nfft engine >"$out/engine-stft"
     "$eval_cli" oracle --ref "$ref" --out "$out/irm4096" --nfft 4096 --hop 1024 >/dev/null
-    for row in dsp live studio floor irm1024 irm4096; do
+    for row in dsp live studio render floor irm1024 irm4096; do
         "$eval_cli" --ref "$ref" --est "$out/$row" "${extra[@]}" --json "$out/$row.json" >/dev/null
     done
 done
@@ -76,7 +79,7 @@ import json, math, os, sys
 
 work = sys.argv[1]
 rows = [("dsp", "DSP (plugin, Live)"), ("live", "Live (neural)"), ("studio", "Studio (neural)"),
-        ("floor", "floor (mixture/K)"),
+        ("render", "Render (neural)"), ("floor", "floor (mixture/K)"),
         ("irm1024", "oracle IRM engine STFT"), ("irm4096", "oracle IRM 4096/1024")]
 cols = ["vocals", "drums", "bass", "other", "accompaniment"]
 heads = ["vocals", "drums", "bass", "other", "accomp.", "mean"]

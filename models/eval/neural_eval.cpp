@@ -1,15 +1,18 @@
 // stemsphere-neural-eval: runs the engine's SeparationEngine over clips with each back end (DSP,
-// Live model, Studio model), scores the stems with the project's museval-v4 scorer
-// (tools/eval) and measures the real-time factor on one core. The figures in docs/models.md come
-// from this program.
+// Live, Studio and Render models, blends of them), scores the stems with the project's museval-v4
+// scorer (tools/eval) and measures the real-time factor on one core. The figures in docs/models.md
+// come from this program.
 //
-//   stemsphere-neural-eval [--live FILE] [--studio FILE] [--blend DSP_WEIGHT] [--write DIR]
-//   CLIP_DIR...
+//   stemsphere-neural-eval [--live FILE] [--studio FILE] [--render FILE] [--blend DSP_WEIGHT]
+//   [--ensemble A,B[,C]]... [--write DIR] CLIP_DIR...
+// --ensemble live,studio adds the back end "live&studio": the equal blend of those loaded models
+// that the quality modes run (make_ensemble_estimator).
 // A clip dir holds reference stems (<stem>.wav or .flac): vocals/drums/bass/other, or
 // vocals/accompaniment. The input is mixture := Σ reference stems (the scoring rule of
 // shared/stems/README.md).
 #include <time.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -18,10 +21,12 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/dsp_mask_estimator.h"
 #include "engine/neural/blended_mask_estimator.h"
+#include "engine/neural/model_ensemble.h"
 #include "engine/neural/neural_mask_estimator.h"
 #include "engine/separation_engine.h"
 #include "tools/eval/audio_file.h"
@@ -102,21 +107,43 @@ Separated separate(const Audio& mix, std::unique_ptr<stemsphere::MaskEstimator> 
     return result;
 }
 
+// "live&studio" -> {"live", "studio"}
+std::vector<std::string> ensemble_members(const std::string& names) {
+    std::vector<std::string> out;
+    size_t from = 0;
+    while (true) {
+        const size_t amp = names.find('&', from);
+        out.push_back(names.substr(from, amp - from));
+        if (amp == std::string::npos) return out;
+        from = amp + 1;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string live_path, studio_path, write_dir;
-    float blend = -1.0f;  // < 0: no blended back ends
+    std::string write_dir;
+    std::vector<std::pair<std::string, std::string>> model_paths;  // name, file
+    std::vector<std::string> ensembles;                            // "a&b&c"
+    float blend = -1.0f;                                           // < 0: no blended back ends
     std::vector<std::string> clips;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if ((a == "--live" || a == "--studio" || a == "--write") && i + 1 < argc) {
-            (a == "--live" ? live_path : a == "--studio" ? studio_path : write_dir) = argv[++i];
+        if ((a == "--live" || a == "--studio" || a == "--render") && i + 1 < argc) {
+            model_paths.emplace_back(a.substr(2), argv[++i]);
+        } else if (a == "--write" && i + 1 < argc) {
+            write_dir = argv[++i];
         } else if (a == "--blend" && i + 1 < argc) {
             blend = std::stof(argv[++i]);
+        } else if (a == "--ensemble" && i + 1 < argc) {
+            std::string names = argv[++i];
+            std::replace(names.begin(), names.end(), ',', '&');
+            ensembles.push_back(names);
         } else if (!a.empty() && a[0] == '-') {
-            std::cerr << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
-                         "[--blend DSP_WEIGHT] [--write DIR] CLIP_DIR...\n";
+            std::cerr
+                << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
+                   "[--render FILE] [--blend DSP_WEIGHT] [--ensemble A,B[,C]]... [--write DIR] "
+                   "CLIP_DIR...\n";
             return 2;
         } else {
             clips.push_back(a);
@@ -125,14 +152,22 @@ int main(int argc, char** argv) {
     try {
         std::vector<std::string> backends = {"dsp"};
         std::map<std::string, std::shared_ptr<const stemsphere::NeuralModel>> models;
-        for (auto [name, path] : {std::pair{"live", live_path}, std::pair{"studio", studio_path}}) {
-            if (path.empty()) continue;
+        for (const auto& [name, path] : model_paths) {
             std::string error;
             auto model = stemsphere::NeuralModel::load(path, &error);
             if (!model) throw std::runtime_error(error);
             models[name] = model;
             backends.push_back(name);
             if (blend >= 0.0f) backends.push_back(std::string(name) + "+dsp");
+        }
+        for (const std::string& names : ensembles) {
+            for (const std::string& name : ensemble_members(names)) {
+                if (!models.count(name)) {
+                    throw std::runtime_error("--ensemble " + names + ": no model named " + name +
+                                             " loaded (--live, --studio, --render)");
+                }
+            }
+            backends.push_back(names);
         }
         std::map<std::string, std::vector<double>> means;
         std::map<std::string, double> rtf_sum;
@@ -164,6 +199,12 @@ int main(int argc, char** argv) {
                         std::make_unique<stemsphere::NeuralMaskEstimator>(models.at(base), format),
                         std::make_unique<stemsphere::DspMaskEstimator>(format), format.bins(),
                         blend);
+                } else if (backend.find('&') != std::string::npos) {
+                    std::vector<std::shared_ptr<const stemsphere::NeuralModel>> members;
+                    for (const std::string& name : ensemble_members(backend)) {
+                        members.push_back(models.at(name));
+                    }
+                    est = stemsphere::make_ensemble_estimator(std::move(members), format);
                 } else {
                     est = std::make_unique<stemsphere::NeuralMaskEstimator>(models.at(backend),
                                                                             format);

@@ -316,9 +316,9 @@ TEST(NeuralModelFile, ShippedModelsDescribeThemselves) {
     EXPECT_EQ(2 * render->lookahead + 1, render->receptive_field());
 }
 
-// Each neural mode loads only a model made for it: a model file in the wrong place (a Studio
-// model named render.stsnn, ...) gives a clear error naming mode and file, never a processor
-// with an unexpected latency.
+// Each neural mode loads only models made for the modes they are named after: a model file in
+// the wrong place (a Live model named render.stsnn, ...) gives a clear error naming the mode and
+// the file, never a processor with an unexpected latency.
 TEST(NeuralModelFile, EachModeRefusesAnotherModesModel) {
     namespace fs = std::filesystem;
     const fs::path swapped = fs::path(::testing::TempDir()) / "stemsphere-swapped-models";
@@ -333,7 +333,7 @@ TEST(NeuralModelFile, EachModeRefusesAnotherModesModel) {
         std::string error;
         EXPECT_FALSE(Processor::create(44100.0, mode, swapped.string(), &error));
         EXPECT_NE(error.find(quality_mode_name(mode)), std::string::npos) << error;
-        EXPECT_NE(error.find("not a model for this mode"), std::string::npos) << error;
+        EXPECT_NE(error.find("is not a"), std::string::npos) << error;
         error.clear();
         auto right = Processor::create(44100.0, mode, kWeights, &error);
         ASSERT_TRUE(right) << error;
