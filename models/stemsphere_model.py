@@ -186,8 +186,8 @@ def output_masks(model, out, geometry, dsp_masks=None):
 
 LIVE = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32), kernel=3, lookahead=0)
 STUDIO = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32, 64), kernel=3, lookahead=64)
-# Candidate for a future offline Render mode (not shipped, no plugin mode yet): centred context,
-# 1.48 s each side. Train with --frames well above the look-ahead (e.g. 640).
+# The offline Render mode's network: centred context, 1.48 s each side. Train with --frames well
+# above the look-ahead (e.g. 640).
 RENDER = dict(bands=64, channels=64, dilations=(1, 2, 4, 8, 16, 32, 64, 128), kernel=3,
               lookahead=255)
 VARIANTS = {"live": LIVE, "studio": STUDIO,
