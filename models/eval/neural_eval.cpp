@@ -3,10 +3,11 @@
 // scorer (tools/eval) and measures the real-time factor on one core. The figures in docs/models.md
 // come from this program.
 //
-//   stemsphere-neural-eval [--live FILE] [--studio FILE] [--render FILE] [--blend DSP_WEIGHT]
-//   [--ensemble A,B[,C]]... [--write DIR] CLIP_DIR...
-// --ensemble live,studio adds the back end "live&studio": the equal blend of those loaded models
-// that the quality modes run (make_ensemble_estimator).
+//   stemsphere-neural-eval [--live FILE] [--studio FILE] [--render FILE] [--model NAME=FILE]...
+//   [--blend DSP_WEIGHT] [--ensemble A,B[,...]]... [--write DIR] CLIP_DIR...
+// --live FILE is short for --model live=FILE (likewise studio, render). --ensemble live,studio
+// adds the back end "live&studio": the equal blend of those loaded models that the quality modes
+// run (make_ensemble_estimator).
 // A clip dir holds reference stems (<stem>.wav or .flac): vocals/drums/bass/other, or
 // vocals/accompaniment. The input is mixture := Σ reference stems (the scoring rule of
 // shared/stems/README.md).
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -131,6 +133,11 @@ int main(int argc, char** argv) {
         const std::string a = argv[i];
         if ((a == "--live" || a == "--studio" || a == "--render") && i + 1 < argc) {
             model_paths.emplace_back(a.substr(2), argv[++i]);
+        } else if (a == "--model" && i + 1 < argc && std::strchr(argv[i + 1], '=') != nullptr &&
+                   argv[i + 1][0] != '=') {
+            const std::string spec = argv[++i];
+            model_paths.emplace_back(spec.substr(0, spec.find('=')),
+                                     spec.substr(spec.find('=') + 1));
         } else if (a == "--write" && i + 1 < argc) {
             write_dir = argv[++i];
         } else if (a == "--blend" && i + 1 < argc) {
@@ -140,10 +147,9 @@ int main(int argc, char** argv) {
             std::replace(names.begin(), names.end(), ',', '&');
             ensembles.push_back(names);
         } else if (!a.empty() && a[0] == '-') {
-            std::cerr
-                << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
-                   "[--render FILE] [--blend DSP_WEIGHT] [--ensemble A,B[,C]]... [--write DIR] "
-                   "CLIP_DIR...\n";
+            std::cerr << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
+                         "[--render FILE] [--model NAME=FILE]... [--blend DSP_WEIGHT] "
+                         "[--ensemble A,B[,...]]... [--write DIR] CLIP_DIR...\n";
             return 2;
         } else {
             clips.push_back(a);
@@ -164,7 +170,7 @@ int main(int argc, char** argv) {
             for (const std::string& name : ensemble_members(names)) {
                 if (!models.count(name)) {
                     throw std::runtime_error("--ensemble " + names + ": no model named " + name +
-                                             " loaded (--live, --studio, --render)");
+                                             " loaded (--live, --studio, --render, --model)");
                 }
             }
             backends.push_back(names);
