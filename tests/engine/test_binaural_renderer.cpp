@@ -32,9 +32,12 @@
 namespace {
 std::atomic<bool> g_count_heap{false};
 std::atomic<long> g_heap_calls{0};
-void* counted_alloc(std::size_t size) {
+void* counted_alloc_or_null(std::size_t size) noexcept {
     if (g_count_heap.load(std::memory_order_relaxed)) g_heap_calls.fetch_add(1);
-    if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+    return std::malloc(size == 0 ? 1 : size);
+}
+void* counted_alloc(std::size_t size) {
+    if (void* p = counted_alloc_or_null(size)) return p;
     throw std::bad_alloc();
 }
 void counted_free(void* p) noexcept {
@@ -47,6 +50,20 @@ __attribute__((weak)) void* operator new(std::size_t size) {
 }
 __attribute__((weak)) void* operator new[](std::size_t size) {
     return counted_alloc(size);
+}
+// The nothrow forms too (std::stable_sort's buffer uses them): replacing only some would pair the
+// runtime's new with this delete, which ASan rightly reports as a mismatch.
+__attribute__((weak)) void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+    return counted_alloc_or_null(size);
+}
+__attribute__((weak)) void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+    return counted_alloc_or_null(size);
+}
+__attribute__((weak)) void operator delete(void* p, const std::nothrow_t&) noexcept {
+    counted_free(p);
+}
+__attribute__((weak)) void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    counted_free(p);
 }
 __attribute__((weak)) void operator delete(void* p) noexcept {
     counted_free(p);
