@@ -205,7 +205,7 @@ TEST_F(RenderCli, QualityRenderIsAlignedAndDiffersFromTheDspBackEnd) {
     }
     write_audio(path("in.wav"), demo_audio(44100, 2.0, 2), SF_FORMAT_WAV | SF_FORMAT_FLOAT);
     const Audio stored = read_audio(path("in.wav"));
-    for (const char* mode : {"dsp", "render"}) {
+    for (const char* mode : {"dsp", "Render"}) {  // any case
         const auto result = run_render(std::string("--quiet --quality ") + mode + " --out '" +
                                        path(mode) + "' '" + path("in.wav") + "'");
         ASSERT_EQ(result.status, 0) << mode << ": " << result.output;
@@ -215,7 +215,7 @@ TEST_F(RenderCli, QualityRenderIsAlignedAndDiffersFromTheDspBackEnd) {
         expect_stems_sum_to_input(dir_ / mode, stored);
     }
     EXPECT_NE(read_audio(dir_ / "dsp" / "vocals.wav").samples,
-              read_audio(dir_ / "render" / "vocals.wav").samples);
+              read_audio(dir_ / "Render" / "vocals.wav").samples);
 }
 
 TEST_F(RenderCli, MonoInputIsUpmixedToStereo) {

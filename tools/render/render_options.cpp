@@ -1,5 +1,6 @@
 #include "tools/render/render_options.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 
@@ -95,8 +96,10 @@ bool parse_quality(const std::string& text, std::vector<ControlSetting>* control
                                             {"live", "Live (neural)"},
                                             {"studio", "Studio (neural)"},
                                             {"render", "Render (neural)"}};
+    std::string name = text;  // any case: --quality Render works too
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     for (const auto& mode : kModes) {
-        if (text == mode[0]) {
+        if (name == mode[0]) {
             controls->push_back({"quality", mode[1]});
             return true;
         }
