@@ -138,9 +138,10 @@ std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mod
             *error = std::string(quality_mode_name(mode)) + ": " + why;
             return nullptr;
         }
-        if (!model_fits(*model, trained_for(file), format)) {
+        const QualityMode made_for = trained_for(file);
+        if (!model_fits(*model, made_for, format)) {
             *error = std::string(quality_mode_name(mode)) + ": " + path + " is not a " +
-                     quality_mode_name(trained_for(file)) + " model (variant or look-ahead)";
+                     quality_mode_name(made_for) + " model (variant or look-ahead)";
             return nullptr;
         }
         models.push_back(std::move(model));
