@@ -7,7 +7,9 @@ $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
   fluidsynth fluid-soundfont-gm timgm6mb-soundfont avldrums.lv2-soundfont mma python3-mido \
   espeak-ng praat python3-torch python3-numpy python3-scipy python3-soundfile \
-  musescore-general-soundfont-small hydrogen-drumkits festvox-ru
+  musescore-general-soundfont-small hydrogen-drumkits festvox-ru festival festlex-cmu \
+  festvox-us-slt-hts flite
 dpkg-query -W fluidsynth fluid-soundfont-gm timgm6mb-soundfont avldrums.lv2-soundfont mma \
   espeak-ng praat python3-torch python3-numpy python3-scipy python3-soundfile \
-  musescore-general-soundfont-small hydrogen-drumkits festvox-ru
+  musescore-general-soundfont-small hydrogen-drumkits festvox-ru festival festlex-cmu \
+  festvox-us-slt-hts flite

@@ -184,6 +184,7 @@ def loss_of(model, weights, mix_spec, stem_spec, dsp_masks=None, correction_l2=0
 
 
 def main():
+    global N_FFT
     ap = argparse.ArgumentParser(description="train the Stemsphere mask network")
     ap.add_argument("--data", required=True)
     ap.add_argument("--variant", choices=sorted(sm.VARIANTS), required=True)
@@ -204,7 +205,12 @@ def main():
     ap.add_argument("--correction-l2", type=float, default=0.0,
                     help="guided variants: weight of the mean squared correction in the loss")
     ap.add_argument("--dsp-bridge", default=sm.DEFAULT_DSP_BRIDGE)
+    ap.add_argument("--fft", type=int, default=N_FFT,
+                    help="STFT size at 44.1 kHz (hop stays 256): the size the mode runs at")
+    ap.add_argument("--init", default=None,
+                    help="start a new run from this checkpoint's weights (fresh optimiser)")
     args = ap.parse_args()
+    N_FFT = args.fft
 
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -231,6 +237,9 @@ def main():
         rng.setstate(ck["py_rng"])
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at step {step}", flush=True)
+    elif args.init:
+        model.load_state_dict(torch.load(args.init, map_location=device)["model"])
+        print(f"initialised from {args.init}", flush=True)
     else:
         with torch.no_grad():  # fixed input normalisation from the training distribution
             feats = []

@@ -47,6 +47,13 @@ FESTVOX_RU = "/usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav"
 # --hydrogen adds the real recorded kits of hydrogen-drumkits (GPL-2 / CC-BY(-SA) / CC0, per kit),
 # played by a small sampler (hydrogen_kit, render_hydrogen). Hand-percussion-only kits are left out.
 HYDROGEN = "/usr/share/hydrogen/data/drumkits"
+# --ttsvoices adds the corpus-based English voices (training-data.md §5.4): festival's HTS slt
+# (female, 32 kHz, statistical voice built from a real speaker's recordings) and flite's slt,
+# rms, awb and kal. espeak-ng is formant synthesis, and no female voice built from a real
+# speaker was in the data before.
+HTS_SLT = "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"
+FLITE_FEMALE = ["slt"]
+FLITE_MALE = ["rms", "awb", "kal16"]
 HYDROGEN_KITS = ["Audiophob", "BJA_Pacific", "ColomboAcousticDrumkit", "ElectricEmpireKit",
                  "ForzeeStereo", "HardElectro1", "Millo-Drums_v.1", "Millo_MultiLayered2",
                  "Millo_MultiLayered3", "The Black Pearl 1.0", "VariBreaks", "rumpf_kit_z01_h2"]
@@ -122,7 +129,8 @@ def chord_symbol(key, minor, degree, seventh):
     return NOTE_NAMES[root] + quality, root, third, fifth
 
 
-def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS), hydrogen=False, realvoice=False):
+def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS), hydrogen=False, realvoice=False,
+              ttsvoices=False):
     styles = TEST_STYLES if split == "test" else TRAIN_STYLES
     while True:
         style = styles[rng.integers(len(styles))]
@@ -152,6 +160,11 @@ def plan_song(rng, split, soundfonts=tuple(SOUNDFONTS), hydrogen=False, realvoic
     }
     if realvoice and not plan["female"] and rng.random() < 0.7:
         plan["voice_source"] = "festvox-ru"
+    if ttsvoices and "voice_source" not in plan and rng.random() < 0.75:
+        if plan["female"]:
+            plan["voice_source"] = "hts-slt" if rng.random() < 0.6 else "flite-slt"
+        else:
+            plan["voice_source"] = "flite-" + FLITE_MALE[rng.integers(len(FLITE_MALE))]
     if hydrogen and rng.random() < 0.5:
         plan["drum_source"] = "hydrogen"
         plan["drum_kit"] = HYDROGEN_KITS[rng.integers(len(HYDROGEN_KITS))]
@@ -409,8 +422,21 @@ def sing(plan, phrases, rng, tmp, total, seed):
     bases, placements = [], []
     for i, notes in enumerate(phrases):
         base = os.path.join(tmp, f"p{i}")
-        if plan.get("voice_source") == "festvox-ru":
+        source = plan.get("voice_source", "espeak-ng")
+        words = None
+        if source == "festvox-ru":
             speech, sr = real_speech(rng, notes)
+        elif source == "hts-slt" or source.startswith("flite-"):
+            words = " ".join(SYLLABLES[rng.integers(len(SYLLABLES))] for _ in notes)
+            if source == "hts-slt":
+                cmd = ["text2wave", "-eval", "(voice_cmu_us_slt_arctic_hts)", "-o",
+                       base + "_raw.wav"]
+            else:
+                cmd = ["flite", "-voice", source[len("flite-"):], "-o", base + "_raw.wav"]
+            subprocess.run(cmd + ([] if source == "hts-slt" else ["-t", words]),
+                           input=words.encode() if source == "hts-slt" else None, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            speech, sr = sf.read(base + "_raw.wav", dtype="float64")
         else:
             words = " ".join(SYLLABLES[rng.integers(len(SYLLABLES))] for _ in notes)
             subprocess.run(["espeak-ng", "-v", plan["voice"], "-s", str(plan["speech_rate"]),
@@ -531,7 +557,8 @@ def make_song(index, args):
     song_seed = args.seed * 100003 + index + (7919 if args.split == "test" else 0)
     rng = np.random.default_rng(song_seed)
     soundfonts = SOUNDFONTS + [MUSESCORE] * 2 if args.musescore else SOUNDFONTS
-    plan = plan_song(rng, args.split, soundfonts, args.hydrogen, args.realvoice)
+    plan = plan_song(rng, args.split, soundfonts, args.hydrogen, args.realvoice,
+                     args.ttsvoices)
     tmp = tempfile.mkdtemp(prefix="stemsphere-gen-")
     try:
         chords = write_mma(plan, os.path.join(tmp, "song.mma"), song_seed)
@@ -605,6 +632,8 @@ def main():
                     help="half the drum stems from the recorded kits of hydrogen-drumkits")
     ap.add_argument("--realvoice", action="store_true",
                     help="70 %% of the male vocal lines from real recorded speech (festvox-ru)")
+    ap.add_argument("--ttsvoices", action="store_true",
+                    help="75 %% of the other vocal lines from festival HTS slt and flite voices")
     args = ap.parse_args()
     if args.musescore and not os.path.exists(MUSESCORE):
         sys.exit(f"{MUSESCORE} missing: bash models/setup.sh")
@@ -612,6 +641,8 @@ def main():
         sys.exit(f"{HYDROGEN} missing: bash models/setup.sh")
     if args.realvoice and not os.path.isdir(FESTVOX_RU):
         sys.exit(f"{FESTVOX_RU} missing: bash models/setup.sh")
+    if args.ttsvoices and not (os.path.isdir(HTS_SLT) and shutil.which("flite")):
+        sys.exit(f"{HTS_SLT} or flite missing: bash models/setup.sh")
     os.makedirs(args.out, exist_ok=True)
     for i in range(args.first, args.first + args.songs):
         try:

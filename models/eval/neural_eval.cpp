@@ -4,7 +4,7 @@
 // come from this program.
 //
 //   stemsphere-neural-eval [--live FILE] [--studio FILE] [--render FILE] [--model NAME=FILE]...
-//   [--blend DSP_WEIGHT] [--ensemble A,B[,...]]... [--write DIR] CLIP_DIR...
+//   [--blend DSP_WEIGHT] [--ensemble A,B[,...]]... [--fft N] [--write DIR] CLIP_DIR...
 // --live FILE is short for --model live=FILE (likewise studio, render). --ensemble live,studio
 // adds the back end "live&studio": the equal blend of those loaded models that the quality modes
 // run (make_ensemble_estimator).
@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -65,9 +66,26 @@ struct Separated {
     double rtf = 0;  // CPU seconds per second of audio, engine + estimator, this thread
 };
 
+// --fft N: analysis window N instead of the rate's (hop unchanged, so every frame-based time
+// constant keeps its length): measures what a longer window would give the modes that can
+// afford its latency (docs/models.md §6).
+size_t fft_override = 0;
+
+stemsphere::StftFormat eval_format(double rate) {
+    auto f = stemsphere::stft_format_for_rate(rate);
+    if (fft_override == 0) return f;
+    if (fft_override < 2 * f.hop) {
+        throw std::runtime_error("--fft " + std::to_string(fft_override) +
+                                 " is shorter than two hops (" + std::to_string(f.hop) +
+                                 ") at this rate");
+    }
+    f.fft_size = fft_override;
+    return f;
+}
+
 Separated separate(const Audio& mix, std::unique_ptr<stemsphere::MaskEstimator> estimator) {
     if (mix.channels != 2) throw std::runtime_error("clips must be stereo");
-    const auto format = stemsphere::stft_format_for_rate(mix.sample_rate);
+    const auto format = eval_format(mix.sample_rate);
     stemsphere::SeparationEngine engine(format, std::move(estimator));
     const size_t hop = engine.hop();
     const size_t latency = engine.hop_latency();
@@ -138,6 +156,14 @@ int main(int argc, char** argv) {
             const std::string spec = argv[++i];
             model_paths.emplace_back(spec.substr(0, spec.find('=')),
                                      spec.substr(spec.find('=') + 1));
+        } else if (a == "--fft" && i + 1 < argc) {
+            char* end = nullptr;
+            fft_override = std::strtoul(argv[++i], &end, 10);
+            if (*end != '\0' || fft_override < 16 || fft_override > (1u << 20) ||
+                (fft_override & (fft_override - 1)) != 0) {
+                std::cerr << "stemsphere-neural-eval: --fft takes a power of two (16 ... 2^20)\n";
+                return 2;
+            }
         } else if (a == "--write" && i + 1 < argc) {
             write_dir = argv[++i];
         } else if (a == "--blend" && i + 1 < argc) {
@@ -149,7 +175,7 @@ int main(int argc, char** argv) {
         } else if (!a.empty() && a[0] == '-') {
             std::cerr << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
                          "[--render FILE] [--model NAME=FILE]... [--blend DSP_WEIGHT] "
-                         "[--ensemble A,B[,...]]... [--write DIR] CLIP_DIR...\n";
+                         "[--ensemble A,B[,...]]... [--fft N] [--write DIR] CLIP_DIR...\n";
             return 2;
         } else {
             clips.push_back(a);
@@ -196,7 +222,7 @@ int main(int argc, char** argv) {
             const Audio mix = stemsphere::eval::mixture_of(refs, parts);
             for (const std::string& backend : backends) {
                 std::unique_ptr<stemsphere::MaskEstimator> est;
-                const auto format = stemsphere::stft_format_for_rate(mix.sample_rate);
+                const auto format = eval_format(mix.sample_rate);
                 if (backend == "dsp") {
                     est = std::make_unique<stemsphere::DspMaskEstimator>(format);
                 } else if (backend.size() > 4 && backend.substr(backend.size() - 4) == "+dsp") {
