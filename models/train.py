@@ -26,6 +26,7 @@ import sys
 import time
 
 import numpy as np
+import scipy.signal as sps
 import torch
 from scipy.io import wavfile
 
@@ -100,7 +101,35 @@ class SongPool:
         return self.cached[song].shape[1]
 
 
-def draw_example(pool, rng, length, coherent):
+def drive(x, rng):
+    """Soft clipping (tanh) of one stem at a random drive, its RMS kept: belted and distorted
+    vocals and driven guitars, which the clean PSOLA voices and GM guitars lack."""
+    rms = math.sqrt(float((x ** 2).mean()))
+    if rms < 1e-6:
+        return x
+    g = math.exp(rng.uniform(math.log(1.5), math.log(8.0)))
+    y = np.tanh(x * (g / (4.0 * rms)))
+    return (y * (rms / max(math.sqrt(float((y ** 2).mean())), 1e-9))).astype(x.dtype)
+
+
+def bus_compress(stems, rng):
+    """A mix-bus compressor: one gain curve from the mixture's level, applied to every stem, so
+    the stems still sum to the mix. Produced music is compressed as a whole; generated songs
+    are only compressed per stem."""
+    power = (stems.sum(0) ** 2).mean(1)
+    a = math.exp(-1.0 / (rng.uniform(0.005, 0.03) * RATE))  # detector time constant
+    level_db = 10 * np.log10(sps.lfilter([1 - a], [1, -a], power) + 1e-12)
+    threshold_db = 10 * math.log10(float(power.mean()) + 1e-12) + rng.uniform(-8.0, 2.0)
+    ratio = rng.uniform(2.0, 6.0)
+    gain_db = -np.maximum(level_db - threshold_db, 0.0) * (1 - 1 / ratio)
+    r = math.exp(-1.0 / (rng.uniform(0.05, 0.2) * RATE))  # gain smoothing (release)
+    gain = 10 ** (sps.lfilter([1 - r], [1, -r], gain_db) / 20)
+    out = stems * gain.astype(stems.dtype)[None, :, None]
+    before, after = float((stems.sum(0) ** 2).mean()), float((out.sum(0) ** 2).mean())
+    return out * np.float32(math.sqrt(before / after)) if after > 1e-12 else stems
+
+
+def draw_example(pool, rng, length, coherent, drive_p=0.0, bus_p=0.0):
     song = pool.pick(rng)
     start = rng.randrange(max(pool.frames(song) - length, 1))
     stems = []
@@ -112,8 +141,12 @@ def draw_example(pool, rng, length, coherent):
         gain = 10 ** (rng.uniform(-6, 6) / 20)
         if rng.random() < 0.07:
             gain = 0.0
+        if sm.STEMS[j] in ("vocals", "other") and drive_p > 0 and rng.random() < drive_p:
+            x = drive(x, rng)
         stems.append(x * gain)
     stems = np.stack(stems)  # (4, samples, 2)
+    if bus_p > 0 and rng.random() < bus_p:
+        stems = bus_compress(stems, rng)
     stems *= 10 ** (rng.uniform(-12, 4) / 20)
     if rng.random() < 0.5:
         stems = stems[:, :, ::-1]
@@ -153,9 +186,10 @@ def random_eq(rng, batch, bins, eq_db, kick_db):
     return torch.from_numpy((10 ** (gain_db / 20)).astype(np.float32))
 
 
-def make_batch(pool, rng, batch, frames, device, window, eq_db=0.0, kick_db=0.0):
+def make_batch(pool, rng, batch, frames, device, window, eq_db=0.0, kick_db=0.0, drive_p=0.0,
+               bus_p=0.0):
     length = (frames - 1) * HOP + N_FFT
-    ex = [draw_example(pool, rng, length, coherent=(i % 2 == 0)) for i in range(batch)]
+    ex = [draw_example(pool, rng, length, (i % 2 == 0), drive_p, bus_p) for i in range(batch)]
     stems = torch.from_numpy(np.ascontiguousarray(np.stack(ex))).to(device)  # (b, 4, n, 2)
     stems = stems.permute(0, 1, 3, 2)  # (b, 4, 2, n)
     stem_spec = spectra(stems, window)  # (b, 4, 2, T, F)
@@ -205,6 +239,10 @@ def main():
     ap.add_argument("--correction-l2", type=float, default=0.0,
                     help="guided variants: weight of the mean squared correction in the loss")
     ap.add_argument("--dsp-bridge", default=sm.DEFAULT_DSP_BRIDGE)
+    ap.add_argument("--drive", type=float, default=0.0,
+                    help="probability of soft clipping per vocal and per other stem (0: off)")
+    ap.add_argument("--bus-comp", type=float, default=0.0,
+                    help="probability of a mix-bus compressor per example (0: off)")
     ap.add_argument("--fft", type=int, default=N_FFT,
                     help="STFT size at 44.1 kHz (hop stays 256): the size the mode runs at")
     ap.add_argument("--init", default=None,
@@ -245,7 +283,7 @@ def main():
             feats = []
             for _ in range(8):
                 mix_spec, _ = make_batch(pool, rng, args.batch, args.frames, device, window,
-                                         args.eq_db, args.kick_db)
+                                         args.eq_db, args.kick_db, args.drive, args.bus_comp)
                 feats.append(sm.network_inputs(model, mix_spec[:, 0], mix_spec[:, 1], weights,
                                                N_FFT, dsp_of(mix_spec)))
             f = torch.cat(feats).reshape(-1, feats[0].shape[-1])
@@ -268,7 +306,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         mix_spec, stem_spec = make_batch(pool, rng, args.batch, args.frames, device, window,
-                                         args.eq_db, args.kick_db)
+                                         args.eq_db, args.kick_db, args.drive, args.bus_comp)
         loss = loss_of(model, weights, mix_spec, stem_spec, dsp_of(mix_spec), args.correction_l2)
         opt.zero_grad()
         loss.backward()
