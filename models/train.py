@@ -9,8 +9,12 @@ checkpoint) when the wall-clock budget is spent, so long runs go in chunks. Uses
 
 Batches: half coherent (one song, all stems aligned), half incoherent remixes (each stem from a
 random song and offset); per-stem gains +-6 dB, 7 % whole-stem silence, random global gain and
-L/R swap. Loss: L1 between masked mixture magnitudes and the true stem magnitudes (both channels,
-all four stems), with the Studio target delayed by the look-ahead.
+L/R swap; optional per-stem EQ and kick shelf (--eq-db, --kick-db), soft clipping of vocal and
+other stems (--drive) and a mix-bus compressor applied as one gain curve to every stem
+(--bus-comp). --init starts a new run (fresh optimiser) from another run's weights; --fft trains
+at another analysis window (same hop). Loss: L1 between masked mixture magnitudes and the true
+stem magnitudes (both channels, all four stems), with the Studio target delayed by the
+look-ahead.
 
 Guided variants (live-guided, studio-guided) also take the engine's DSP masks of every frame,
 computed by the engine's own C++ (build/models/libstemsphere_dsp_bridge.so, --dsp-bridge); their
