@@ -416,33 +416,29 @@ def real_speech(rng, notes):
 
 
 def sing(plan, phrases, rng, tmp, total, seed):
-    """Vocal stem (mono): espeak-ng speech, or real recorded speech (plan "voice_source"),
-    turned into the melody by Praat PSOLA."""
+    """Vocal stem (mono): espeak-ng speech, real recorded speech or a corpus-based TTS voice
+    (plan "voice_source"), turned into the melody by Praat PSOLA."""
     vocal = np.zeros(total, dtype=np.float64)
     bases, placements = [], []
     for i, notes in enumerate(phrases):
         base = os.path.join(tmp, f"p{i}")
         source = plan.get("voice_source", "espeak-ng")
-        words = None
         if source == "festvox-ru":
             speech, sr = real_speech(rng, notes)
-        elif source == "hts-slt" or source.startswith("flite-"):
-            words = " ".join(SYLLABLES[rng.integers(len(SYLLABLES))] for _ in notes)
-            if source == "hts-slt":
-                cmd = ["text2wave", "-eval", "(voice_cmu_us_slt_arctic_hts)", "-o",
-                       base + "_raw.wav"]
-            else:
-                cmd = ["flite", "-voice", source[len("flite-"):], "-o", base + "_raw.wav"]
-            subprocess.run(cmd + ([] if source == "hts-slt" else ["-t", words]),
-                           input=words.encode() if source == "hts-slt" else None, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            speech, sr = sf.read(base + "_raw.wav", dtype="float64")
         else:
             words = " ".join(SYLLABLES[rng.integers(len(SYLLABLES))] for _ in notes)
-            subprocess.run(["espeak-ng", "-v", plan["voice"], "-s", str(plan["speech_rate"]),
-                            "-w", base + "_raw.wav", words], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            speech, sr = sf.read(base + "_raw.wav", dtype="float64")
+            raw = base + "_raw.wav"
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+            if source == "hts-slt":  # text2wave reads the text from stdin
+                subprocess.run(["text2wave", "-eval", "(voice_cmu_us_slt_arctic_hts)", "-o", raw],
+                               input=words.encode(), **quiet)
+            elif source.startswith("flite-"):
+                subprocess.run(["flite", "-voice", source[len("flite-"):], "-t", words, "-o", raw],
+                               **quiet)
+            else:
+                subprocess.run(["espeak-ng", "-v", plan["voice"], "-s", str(plan["speech_rate"]),
+                                "-w", raw, words], **quiet)
+            speech, sr = sf.read(raw, dtype="float64")
         env = np.abs(speech) > 0.02 * np.max(np.abs(speech) + 1e-9)
         idx = np.nonzero(env)[0]
         if len(idx) < sr // 10:
