@@ -129,8 +129,8 @@ def bus_compress(stems, rng):
     r = math.exp(-1.0 / (rng.uniform(0.05, 0.2) * RATE))  # gain smoothing (release)
     gain = 10 ** (sps.lfilter([1 - r], [1, -r], gain_db) / 20)
     out = stems * gain.astype(stems.dtype)[None, :, None]
-    before, after = float((stems.sum(0) ** 2).mean()), float((out.sum(0) ** 2).mean())
-    return out * np.float32(math.sqrt(before / after)) if after > 1e-12 else stems
+    after = float((out.sum(0) ** 2).mean())  # makeup gain: the mix keeps its mean power
+    return out * np.float32(math.sqrt(float(power.mean()) / after)) if after > 1e-12 else stems
 
 
 def draw_example(pool, rng, length, coherent, drive_p=0.0, bus_p=0.0):

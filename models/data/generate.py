@@ -52,7 +52,6 @@ HYDROGEN = "/usr/share/hydrogen/data/drumkits"
 # rms, awb and kal. espeak-ng is formant synthesis, and no female voice built from a real
 # speaker was in the data before.
 HTS_SLT = "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"
-FLITE_FEMALE = ["slt"]
 FLITE_MALE = ["rms", "awb", "kal16"]
 HYDROGEN_KITS = ["Audiophob", "BJA_Pacific", "ColomboAcousticDrumkit", "ElectricEmpireKit",
                  "ForzeeStereo", "HardElectro1", "Millo-Drums_v.1", "Millo_MultiLayered2",

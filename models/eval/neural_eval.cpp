@@ -83,9 +83,10 @@ stemsphere::StftFormat eval_format(double rate) {
     return f;
 }
 
-Separated separate(const Audio& mix, std::unique_ptr<stemsphere::MaskEstimator> estimator) {
+// format: the one the estimator was built for.
+Separated separate(const Audio& mix, const stemsphere::StftFormat& format,
+                   std::unique_ptr<stemsphere::MaskEstimator> estimator) {
     if (mix.channels != 2) throw std::runtime_error("clips must be stereo");
-    const auto format = eval_format(mix.sample_rate);
     stemsphere::SeparationEngine engine(format, std::move(estimator));
     const size_t hop = engine.hop();
     const size_t latency = engine.hop_latency();
@@ -220,9 +221,9 @@ int main(int argc, char** argv) {
                 parts = targets;
             }
             const Audio mix = stemsphere::eval::mixture_of(refs, parts);
+            const auto format = eval_format(mix.sample_rate);
             for (const std::string& backend : backends) {
                 std::unique_ptr<stemsphere::MaskEstimator> est;
-                const auto format = eval_format(mix.sample_rate);
                 if (backend == "dsp") {
                     est = std::make_unique<stemsphere::DspMaskEstimator>(format);
                 } else if (backend.size() > 4 && backend.substr(backend.size() - 4) == "+dsp") {
@@ -241,7 +242,7 @@ int main(int argc, char** argv) {
                     est = std::make_unique<stemsphere::NeuralMaskEstimator>(models.at(backend),
                                                                             format);
                 }
-                Separated sep = separate(mix, std::move(est));
+                Separated sep = separate(mix, format, std::move(est));
                 if (targets.size() == 2) stemsphere::eval::add_accompaniment(sep.stems);
                 if (!write_dir.empty()) {
                     const fs::path dir = fs::path(write_dir) / fs::path(clip).filename() / backend;
