@@ -120,3 +120,173 @@ TEST(LeaseMeter, KillNineMidUseThenRestartSettlesOnceFromTheJournal) {
 
 }  // namespace
 }  // namespace stemsphere::client::testing
+
+namespace stemsphere::client::testing {
+namespace {
+
+TEST(LeaseMeter, ServerStoppedWorksOfflineOnTheLeaseAndSettlesOnceBack) {
+    Rig rig;
+    rig.SetUp();
+    auto meter = open_meter(rig.options(600'000, 120));
+    ASSERT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    meter->record_usage(10'000);
+    rig.server.stop();
+    meter->poll();  // nothing due: the meter does not call the server just to check on it
+    EXPECT_EQ(meter->status().state, LicenceState::active);
+    meter->record_usage(300'000);  // 310 s of 600: half used, so the poll asks for a renewal
+    meter->poll();
+    EXPECT_TRUE(meter->licensed()) << meter->status().message;
+    EXPECT_EQ(meter->status().state, LicenceState::offline_grace) << meter->status().message;
+    EXPECT_EQ(meter->status().covered_ms, 290'000);
+    meter->record_usage(5'000);  // offline use, journalled
+    ASSERT_TRUE(rig.server.restart());
+    for (int i = 0; i < 200 && meter->status().state != LicenceState::active; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        meter->poll();
+    }
+    EXPECT_EQ(meter->status().state, LicenceState::active) << meter->status().message;
+    meter->shutdown();
+    std::int64_t used = 0;
+    EXPECT_EQ(posted_total(rig.server, rig.user, &used), price_of(315'000, kPrice));
+    EXPECT_EQ(used, 315'000);
+    EXPECT_EQ(balance(rig.server, rig.user)["held_mt"].asInt64(), 0);
+}
+
+TEST(LeaseMeter, OfflineGraceEndsAtTheLeaseExpiry) {
+    Rig rig;
+    rig.SetUp();
+    const auto opened = std::chrono::steady_clock::now();
+    auto meter = open_meter(rig.options(600'000, 6));
+    ASSERT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    rig.server.stop();
+    meter->record_usage(300'000);  // half used: the poll's renewal finds the server gone
+    meter->poll();
+    bool was_offline = false;
+    while (meter->licensed() &&
+           std::chrono::steady_clock::now() - opened < std::chrono::seconds(10)) {
+        meter->poll();
+        was_offline = was_offline || meter->status().state == LicenceState::offline_grace;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const double lasted =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count();
+    EXPECT_FALSE(meter->licensed());
+    EXPECT_LE(lasted, 6.2) << "grace must end by the lease's expires_at";
+    EXPECT_GE(lasted, 4.5) << "grace should last about the lease's life (less a 10 % margin)";
+    meter->poll();
+    EXPECT_EQ(meter->status().state, LicenceState::offline_grace) << meter->status().message;
+    EXPECT_EQ(meter->status().covered_ms, 0);
+    meter->shutdown();
+    EXPECT_TRUE(was_offline);
+}
+
+// A dead process's journal whose last line was torn by the crash: the complete lines are
+// settled, the torn one (never acknowledged to the caller) is dropped.
+TEST(LeaseMeter, TornLastJournalLineIsToleratedAndTheRestSettledOnce) {
+    Rig rig;
+    rig.SetUp();
+    const pid_t child = ::fork();
+    if (child == 0) {
+        auto meter = open_meter(rig.options(600'000));
+        if (!wait_licensed(*meter)) ::_exit(1);
+        for (int i = 0; i < 5; ++i) meter->record_usage(5000);
+        ::_exit(0);  // no shutdown: like a crash
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    const std::string dir = resolve_paths(rig.config_dir).journal_dir();
+    std::string file;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) file = e.path().string();
+    ASSERT_FALSE(file.empty());
+    std::filesystem::resize_file(file, std::filesystem::file_size(file) - 10);
+    auto meter = open_meter(rig.options(600'000));
+    ASSERT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    meter->shutdown();
+    EXPECT_EQ(posted_total(rig.server, rig.user), price_of(20'000, kPrice));
+    EXPECT_TRUE(std::filesystem::is_empty(dir));
+}
+
+// Real corruption (a line in the middle changed): the journal is set aside, not replayed, and
+// the status says so; the meter keeps working on a journal of its own.
+TEST(LeaseMeter, CorruptJournalIsSetAsideWithAClearMessageAndNothingCharged) {
+    Rig rig;
+    rig.SetUp();
+    const pid_t child = ::fork();
+    if (child == 0) {
+        auto meter = open_meter(rig.options(600'000));
+        if (!wait_licensed(*meter)) ::_exit(1);
+        for (int i = 0; i < 5; ++i) meter->record_usage(5000);
+        ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    const Paths paths = resolve_paths(rig.config_dir);
+    std::string file;
+    for (const auto& e : std::filesystem::directory_iterator(paths.journal_dir())) {
+        file = e.path().string();
+    }
+    std::string text, error;
+    ASSERT_EQ(read_small_file(file, text, error), ReadStatus::ok);
+    const auto at = text.find("\"ms\":5000");  // the first usage line: 5000 → 9000
+    ASSERT_NE(at, std::string::npos);
+    text[at + 5] = '9';
+    {
+        std::FILE* f = std::fopen(file.c_str(), "w");
+        std::fwrite(text.data(), 1, text.size(), f);
+        std::fclose(f);
+    }
+    auto meter = open_meter(rig.options(600'000));
+    ASSERT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    const MeterStatus s = meter->status();
+    EXPECT_NE(s.message.find("corrupt"), std::string::npos) << s.message;
+    EXPECT_NE(s.message.find(paths.corrupt_dir()), std::string::npos) << s.message;
+    EXPECT_TRUE(std::filesystem::exists(paths.corrupt_dir() + "/" +
+                                        std::filesystem::path(file).filename().string()));
+    meter->shutdown();
+    EXPECT_EQ(posted_total(rig.server, rig.user), 0);
+}
+
+TEST(LeaseMeter, CorruptCredentialsFileGivesAClearSignedOutStatus) {
+    Rig rig;
+    rig.SetUp();
+    const Paths paths = resolve_paths(rig.config_dir);
+    std::string error;
+    ASSERT_TRUE(
+        write_file_atomically(paths.credentials_file(), "{\"version\": 1, \"server\":", error));
+    auto meter = open_meter(rig.options());
+    meter->poll();
+    EXPECT_FALSE(meter->licensed());
+    EXPECT_EQ(meter->status().state, LicenceState::signed_out);
+    EXPECT_NE(meter->status().message.find("corrupt"), std::string::npos)
+        << meter->status().message;
+    EXPECT_NE(meter->status().message.find(paths.credentials_file()), std::string::npos);
+    meter->record_usage(1000);  // nothing to charge, nothing breaks
+    // The same through the CLI: exit code 6 and the file named.
+    std::string out;
+    const int rc = run_command(std::string(STEMSPHERE_ACCOUNT_BINARY) + " status --config-dir " +
+                                   rig.config_dir + " --server " + rig.server.url() + " 2>&1",
+                               out);
+    EXPECT_EQ(rc, 6) << out;
+    EXPECT_NE(out.find(paths.credentials_file()), std::string::npos) << out;
+    // Signing in again replaces it.
+    sign_in_client(rig.server, rig.user, rig.config_dir);
+    EXPECT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    meter->shutdown();
+}
+
+TEST(LeaseMeter, SignedOutWithoutCredentials) {
+    TempDir dir;
+    MeterOptions o;
+    o.server_url = "http://127.0.0.1:9";
+    o.config_dir = dir.path();
+    auto meter = open_meter(o);
+    meter->poll();
+    EXPECT_FALSE(meter->licensed());
+    EXPECT_EQ(meter->status().state, LicenceState::signed_out);
+    EXPECT_NE(meter->status().message.find("stemsphere-account login"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace stemsphere::client::testing
