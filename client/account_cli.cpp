@@ -237,7 +237,7 @@ int cmd_status(const Options& o) {
         if (me.ok() && me.body["email"].isString())
             std::cout << " (" << me.body["email"].asString() << ")";
         std::cout << "\nDevice:   " << c.device_id << "  session " << c.session_id << "\n";
-        std::cout << "Server:   " << (me.ok() ? "reachable" : "NOT reachable: " + me.describe())
+        std::cout << "Reach:    " << (me.ok() ? "reachable" : "NOT reachable: " + me.describe())
                   << "\n";
         std::cout << "Journals: " << pending << " usage journal(s) open or waiting to settle";
         if (corrupt)

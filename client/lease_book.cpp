@@ -100,6 +100,7 @@ bool LeaseBook::apply(const Json::Value& r, std::string& error) {
             !int_field(r, "deadline_ms", 0, l->deadline_ms, error)) {
             return false;
         }
+        l->signature = r["signature"].asString();
         l->opened = true;
         return true;
     }
@@ -139,6 +140,21 @@ bool LeaseBook::apply(const Json::Value& r, std::string& error) {
     return false;
 }
 
+std::vector<Json::Value> LeaseBook::snapshot() const {
+    std::vector<Json::Value> out{header};
+    out[0]["at_ms"] = Json::Int64(wall_ms());
+    for (const auto& l : leases) {
+        if (l.resolved) continue;
+        out.push_back(want_record(l));
+        if (l.opened) out.push_back(open_record(l));
+        if (l.used_ms > 0) out.push_back(use_record(l.id, l.used_ms));
+        if (!l.settle_id.empty()) out.push_back(settle_record(l));
+        if (!l.void_id.empty()) out.push_back(void_record(l));
+    }
+    if (unleased_ms > 0) out.push_back(use_record("", unleased_ms));
+    return out;
+}
+
 Json::Value LeaseBook::begin_record(const std::string& account_id, const std::string& device_id,
                                     const std::string& server) {
     Json::Value r;
@@ -160,7 +176,7 @@ Json::Value LeaseBook::want_record(const Lease& l) {
     return r;
 }
 
-Json::Value LeaseBook::open_record(const Lease& l, const std::string& signature) {
+Json::Value LeaseBook::open_record(const Lease& l) {
     Json::Value r;
     r["t"] = "open";
     r["lease"] = l.id;
@@ -168,7 +184,7 @@ Json::Value LeaseBook::open_record(const Lease& l, const std::string& signature)
     r["created_at"] = Json::Int64(l.created_at);
     r["expires_at"] = Json::Int64(l.expires_at);
     r["deadline_ms"] = Json::Int64(l.deadline_ms);
-    r["signature"] = signature;
+    r["signature"] = l.signature;
     return r;
 }
 

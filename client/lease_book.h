@@ -19,6 +19,7 @@ struct Lease {
     std::int64_t granted_ms = 0;
     std::int64_t created_at = 0, expires_at = 0;  // server clock, Unix seconds
     std::int64_t deadline_ms = 0;                 // local wall clock: use it until then
+    std::string signature;                        // the server's, kept for the record
     std::int64_t used_ms = 0;                     // journalled usage on this lease
     std::string settle_id;                        // settle written (and maybe sent): frozen
     std::int64_t settle_used_ms = 0;
@@ -40,12 +41,15 @@ struct LeaseBook {
     // Applies one record; false (and `error`) when it contradicts what came before.
     bool apply(const Json::Value& record, std::string& error);
     bool all_resolved() const;
+    // The records that rebuild this book's unresolved leases (for a compacted journal): the
+    // same ids, usage summed per lease, pending settles and voids kept as they were.
+    std::vector<Json::Value> snapshot() const;
 
     // Record builders (the one place that spells the journal's record names).
     static Json::Value begin_record(const std::string& account_id, const std::string& device_id,
                                     const std::string& server);
     static Json::Value want_record(const Lease& l);
-    static Json::Value open_record(const Lease& l, const std::string& signature);
+    static Json::Value open_record(const Lease& l);
     static Json::Value use_record(const std::string& lease_id, std::int64_t ms);
     static Json::Value settle_record(const Lease& l);
     static Json::Value void_record(const Lease& l);

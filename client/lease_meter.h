@@ -29,6 +29,8 @@ class LeaseMeter final : public Meter {
 
     // For tests and the CLI: the journal this process writes ("" before the first poll).
     std::string journal_path();
+    // Size past which the journal is compacted (default 1 MiB; tests use less).
+    void set_compaction_bytes(std::size_t bytes);
 
   private:
     struct Orphan {
@@ -39,6 +41,8 @@ class LeaseMeter final : public Meter {
     // All below run with mutex_ held.
     bool ensure_journal();
     void adopt_orphans();
+    // Replaces a journal grown past compact_at_bytes_ by a snapshot of what is unresolved.
+    void compact_journal();
     // How one exchange with the server went.
     enum class Step {
         ok,           // done, or nothing to do
@@ -78,6 +82,7 @@ class LeaseMeter final : public Meter {
     bool contacted_ = false;
     bool closed_ = false;
     bool renew_due_ = false;
+    std::size_t compact_at_bytes_ = 1 << 20;
     std::int64_t next_open_ms_ = 0;
     std::int64_t next_adopt_ms_ = 0;
     std::int64_t retry_at_ms_ = 0;

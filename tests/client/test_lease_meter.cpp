@@ -290,3 +290,40 @@ TEST(LeaseMeter, SignedOutWithoutCredentials) {
 
 }  // namespace
 }  // namespace stemsphere::client::testing
+
+namespace stemsphere::client::testing {
+namespace {
+
+// A long session writes many usage lines; past a size (1 MiB; 16 KiB here) the journal is
+// replaced by a snapshot of what is unresolved, and the charge is still exactly what was
+// recorded.
+TEST(LeaseMeter, GrownJournalIsCompactedWithoutChangingWhatIsCharged) {
+    Rig rig;
+    rig.SetUp();
+    auto* meter = new LeaseMeter(rig.options(600'000));
+    std::unique_ptr<Meter> owner(meter);
+    meter->set_compaction_bytes(16 * 1024);
+    ASSERT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    const std::string first = meter->journal_path();
+    const auto t0 = std::chrono::steady_clock::now();
+    constexpr int kCalls = 250;
+    for (int i = 0; i < kCalls; ++i) meter->record_usage(3);
+    const double per_call_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+        kCalls;
+    std::printf("record_usage: %.1f us per call (one fsync'd journal line each)\n", per_call_us);
+    ASSERT_GT(std::filesystem::file_size(first), 16u * 1024);
+    meter->poll();
+    const std::string second = meter->journal_path();
+    EXPECT_NE(second, first);
+    EXPECT_FALSE(std::filesystem::exists(first));
+    EXPECT_LT(std::filesystem::file_size(second), 2048u);
+    meter->record_usage(1000);
+    meter->shutdown();
+    std::int64_t used = 0;
+    EXPECT_EQ(posted_total(rig.server, rig.user, &used), price_of(3 * kCalls + 1000, kPrice));
+    EXPECT_EQ(used, 3 * kCalls + 1000);
+}
+
+}  // namespace
+}  // namespace stemsphere::client::testing
