@@ -593,9 +593,12 @@ void LeaseMeter::publish() {
             s.message = "Server unreachable: working offline; the lease covers " +
                         minutes_text(s.covered_ms) + " until " + utc_clock(until);
         } else if (covered_now) {
-            s.state = low_balance_ ? LicenceState::low_balance : LicenceState::active;
-            s.message = std::string(low_balance_ ? "Balance low: " : "Licensed: ") +
-                        "the lease covers " + minutes_text(s.covered_ms) + " of metered audio";
+            // A smaller grant than asked, or a refused renewal: the balance pays for less than
+            // a lease's worth.
+            const bool low = low_balance_ || exhausted_;
+            s.state = low ? LicenceState::low_balance : LicenceState::active;
+            s.message = std::string(low ? "Balance low: " : "Licensed: ") + "the lease covers " +
+                        minutes_text(s.covered_ms) + " of metered audio";
         } else if (exhausted_) {
             s.state = LicenceState::exhausted;
             s.message = "No tokens left: metered modes run as Live (DSP)";

@@ -45,6 +45,9 @@ class Meter {
     virtual MeterStatus status() = 0;
     // Housekeeping from the client thread: renew leases at half use, settle journalled usage,
     // retry after failures. Returns how long the caller may sleep before the next poll.
+    // (Implementation note: record_usage() never touches the network; a renewal that usage made
+    // due happens in the next poll(), so poll after recording. Record about once a second, not
+    // per block: each call is one fdatasync. See docs/client-design.md.)
     virtual std::chrono::milliseconds poll() = 0;
     // Clean shutdown: settles what was used, voids unused leases. Bounded in time.
     virtual void shutdown() = 0;
