@@ -31,6 +31,11 @@ struct MeterStatus {
     LicenceState state = LicenceState::signed_out;
     std::string message;          // one line for the host's log, the CLI and the inline display
     std::int64_t covered_ms = 0;  // metered audio the current lease(s) still cover
+    // Added after the first contract, for `stemsphere-render`'s before/after lines:
+    std::int64_t price_mt_per_minute = 0;  // the server's price (0: not known yet)
+    std::int64_t available_mt = -1;        // balance at the last look (-1: not known)
+    std::int64_t settled_ms = 0;           // this meter's own leases: usage settled so far
+    std::int64_t settled_mt = 0;           // ... and what the server charged for it
 };
 
 class Meter {

@@ -60,9 +60,13 @@ TEST(LeaseMeter, DebitsExactlyTheRecordedMinutesUnderTheRoundingRule) {
         ASSERT_TRUE(meter->licensed()) << meter->status().message;
     }
     ASSERT_EQ(total, 150'000);
+    EXPECT_EQ(meter->status().price_mt_per_minute, kPrice);
+    EXPECT_EQ(meter->status().available_mt, 1'000'000);
     meter->shutdown();
     // Leases of 1 min fill in order: 60000 + 60000 + 30000 ms, each settled on its own.
     const std::int64_t expected = 2 * price_of(60'000, kPrice) + price_of(30'000, kPrice);
+    EXPECT_EQ(meter->status().settled_ms, 150'000);
+    EXPECT_EQ(meter->status().settled_mt, expected) << "what the renderer prints after";
     std::int64_t used = 0;
     int settles = 0;
     EXPECT_EQ(posted_total(rig.server, rig.user, &used, &settles), expected);
