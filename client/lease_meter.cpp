@@ -390,6 +390,10 @@ void LeaseMeter::adopt_orphans() {
     const Credentials& c = session_->credentials();
     for (const auto& entry : it) {
         const std::string path = entry.path().string();
+        if (entry.path().extension() == ".new") {
+            Journal::discard_unfinished(path);  // a crash while creating: it holds no lease
+            continue;
+        }
         if (entry.path().extension() != ".jnl" || !entry.is_regular_file(ec)) continue;
         if (journal_ && path == journal_->path()) continue;
         const bool held = std::any_of(orphans_.begin(), orphans_.end(),

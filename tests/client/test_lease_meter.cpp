@@ -334,3 +334,43 @@ TEST(LeaseMeter, GrownJournalIsCompactedWithoutChangingWhatIsCharged) {
 
 }  // namespace
 }  // namespace stemsphere::client::testing
+
+namespace stemsphere::client::testing {
+namespace {
+
+// Two DAWs on one sign-in: each process keeps its own journal and leases, and each is charged
+// for exactly what it recorded.
+TEST(LeaseMeter, TwoProcessesOnOneSignInAreEachChargedForTheirOwnUse) {
+    Rig rig;
+    rig.SetUp();
+    std::vector<pid_t> children;
+    for (int p = 0; p < 2; ++p) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            auto meter = open_meter(rig.options(60'000));
+            if (!wait_licensed(*meter)) ::_exit(1);
+            for (int i = 0; i < 10; ++i) {
+                meter->record_usage(p == 0 ? 9'000 : 4'000);
+                meter->poll();
+                if (!meter->licensed()) ::_exit(2);
+            }
+            meter->shutdown();
+            ::_exit(meter->status().settled_ms == (p == 0 ? 90'000 : 40'000) ? 0 : 3);
+        }
+        children.push_back(pid);
+    }
+    for (const pid_t pid : children) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        EXPECT_EQ(WEXITSTATUS(status), 0);
+    }
+    std::int64_t used = 0;
+    EXPECT_EQ(posted_total(rig.server, rig.user, &used),
+              price_of(60'000, kPrice) + price_of(30'000, kPrice) + price_of(40'000, kPrice));
+    EXPECT_EQ(used, 130'000);
+    EXPECT_EQ(balance(rig.server, rig.user)["held_mt"].asInt64(), 0);
+    EXPECT_TRUE(std::filesystem::is_empty(resolve_paths(rig.config_dir).journal_dir()));
+}
+
+}  // namespace
+}  // namespace stemsphere::client::testing
