@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "client/files.h"
 
@@ -184,6 +185,9 @@ bool Journal::append(const std::vector<Json::Value>& records, std::string& error
 }
 
 void Journal::discard_unfinished(const std::string& path) {
+    struct stat st {};
+    // Young ones may be between their creation and their lock in another process.
+    if (::stat(path.c_str(), &st) != 0 || st.st_mtime > ::time(nullptr) - 60) return;
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(path.c_str());

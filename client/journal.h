@@ -45,7 +45,7 @@ class Journal {
         return append(std::vector<Json::Value>{record}, error);
     }
     // Deletes a journal that a crashed process was still creating (a ".new" file holds at most
-    // the header), unless a live process holds it.
+    // the header) once it is a minute old, unless a live process holds it.
     static void discard_unfinished(const std::string& path);
     // Deletes the file (everything in it is resolved).
     void remove();
