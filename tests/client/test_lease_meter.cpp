@@ -277,7 +277,13 @@ TEST(LeaseMeter, CorruptCredentialsFileGivesAClearSignedOutStatus) {
                                out);
     EXPECT_EQ(rc, 6) << out;
     EXPECT_NE(out.find(paths.credentials_file()), std::string::npos) << out;
-    // Signing in again replaces it.
+    // `logout` removes it (exit 0), and signing in again replaces it.
+    EXPECT_EQ(run_command(std::string(STEMSPHERE_ACCOUNT_BINARY) + " logout --config-dir " +
+                              rig.config_dir + " --server " + rig.server.url() + " 2>&1",
+                          out),
+              0)
+        << out;
+    EXPECT_FALSE(std::filesystem::exists(paths.credentials_file()));
     sign_in_client(rig.server, rig.user, rig.config_dir);
     EXPECT_TRUE(wait_licensed(*meter)) << meter->status().message;
     meter->shutdown();
