@@ -380,3 +380,45 @@ TEST(LeaseMeter, TwoProcessesOnOneSignInAreEachChargedForTheirOwnUse) {
 
 }  // namespace
 }  // namespace stemsphere::client::testing
+
+namespace stemsphere::client::testing {
+namespace {
+
+// Checksums intact but the story impossible (a settle for more than was recorded): set aside,
+// never sent.
+TEST(LeaseMeter, ContradictoryJournalIsSetAsideNotReplayed) {
+    Rig rig;
+    rig.SetUp();
+    const Paths paths = resolve_paths(rig.config_dir);
+    Credentials c;
+    std::string error;
+    ASSERT_EQ(load_credentials(paths, c, error), CredentialsState::ok);
+    Lease l;
+    l.id = "l-forged";
+    l.want_ms = 600'000;
+    l.granted_ms = 600'000;
+    l.created_at = 1;
+    l.expires_at = 2;
+    l.deadline_ms = 1000;
+    l.settle_id = "s-forged";
+    l.settle_used_ms = 9'000;  // but only 5 s recorded below
+    std::string text;
+    for (const auto& r : {LeaseBook::begin_record(c.account_id, c.device_id, rig.server.url()),
+                          LeaseBook::want_record(l), LeaseBook::open_record(l),
+                          LeaseBook::use_record(l.id, 5'000), LeaseBook::settle_record(l)}) {
+        text += Journal::encode_line(r);
+    }
+    ASSERT_TRUE(ensure_private_dir(paths.journal_dir(), error));
+    ASSERT_TRUE(write_file_atomically(paths.journal_dir() + "/jforged.jnl", text, error));
+    auto meter = open_meter(rig.options());
+    ASSERT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    EXPECT_NE(meter->status().message.find("corrupt"), std::string::npos);
+    EXPECT_NE(meter->status().message.find("9000 ms"), std::string::npos)
+        << meter->status().message;
+    EXPECT_TRUE(std::filesystem::exists(paths.corrupt_dir() + "/jforged.jnl"));
+    meter->shutdown();
+    EXPECT_EQ(posted_total(rig.server, rig.user), 0);
+}
+
+}  // namespace
+}  // namespace stemsphere::client::testing
