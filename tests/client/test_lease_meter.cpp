@@ -422,3 +422,37 @@ TEST(LeaseMeter, ContradictoryJournalIsSetAsideNotReplayed) {
 
 }  // namespace
 }  // namespace stemsphere::client::testing
+
+namespace stemsphere::client::testing {
+namespace {
+
+// Two journals describing the same lease (what a crash in the middle of a compaction leaves,
+// or a restored backup): the lease is settled once; the second settle is refused, not charged.
+TEST(LeaseMeter, DuplicatedJournalIsChargedOnce) {
+    Rig rig;
+    rig.SetUp();
+    const pid_t child = ::fork();
+    if (child == 0) {
+        auto meter = open_meter(rig.options(600'000));
+        if (!wait_licensed(*meter)) ::_exit(1);
+        meter->record_usage(33'000);
+        ::_exit(0);  // no shutdown
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    const std::string dir = resolve_paths(rig.config_dir).journal_dir();
+    std::string file;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) file = e.path().string();
+    std::filesystem::copy_file(file, dir + "/jcopy.jnl");
+    auto meter = open_meter(rig.options(600'000));
+    ASSERT_TRUE(wait_licensed(*meter)) << meter->status().message;
+    meter->shutdown();
+    int settles = 0;
+    EXPECT_EQ(posted_total(rig.server, rig.user, nullptr, &settles), price_of(33'000, kPrice));
+    EXPECT_EQ(settles, 1);
+    EXPECT_TRUE(std::filesystem::is_empty(dir));
+}
+
+}  // namespace
+}  // namespace stemsphere::client::testing
