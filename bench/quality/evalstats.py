@@ -88,6 +88,31 @@ def _power_spectrogram(x, nfft, hop):
     return np.sum(np.abs(spec) ** 2, axis=2)
 
 
+def _fit_outputs(outputs, n):
+    fit = []
+    for y in outputs:
+        y = np.asarray(y, dtype=np.float64)[:n]
+        if len(y) < n:
+            y = np.pad(y, ((0, n - len(y)),) + ((0, 0),) * (y.ndim - 1))
+        fit.append(y)
+    return fit
+
+
+def _routing_sums(true_stems, outputs, nfft, hop):
+    """(num (J, K), den (J,)): Σ |S_j|² w_k and Σ |S_j|² over one stretch of audio."""
+    p_out = np.stack([_power_spectrogram(y, nfft, hop) for y in outputs])  # (K, T, F)
+    total = p_out.sum(axis=0)
+    k = len(outputs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(total > 0, p_out / np.where(total > 0, total, 1), 1.0 / k)
+    num, den = [], []
+    for s in true_stems:
+        p = _power_spectrogram(s, nfft, hop)
+        num.append(np.einsum("tf,ktf->k", p, w))
+        den.append(p.sum())
+    return np.array(num), np.array(den)
+
+
 def routing_matrix(true_stems, outputs, nfft=2048, hop=512):
     """Soft routing in the STFT domain: share of each true stem's energy that lands in each
     output. Every time-frequency bin's energy of true stem j is split among the outputs in
@@ -96,20 +121,21 @@ def routing_matrix(true_stems, outputs, nfft=2048, hop=512):
     true_stems, outputs: lists of (N, C) arrays (the outputs padded/truncated to the length of
     the true stems). Rows sum to 1; a silent true stem gives a row of NaN."""
     n = len(true_stems[0])
-    fit = []
-    for y in outputs:
-        y = np.asarray(y, dtype=np.float64)[:n]
-        if len(y) < n:
-            y = np.pad(y, ((0, n - len(y)),) + ((0, 0),) * (y.ndim - 1))
-        fit.append(y)
-    p_out = np.stack([_power_spectrogram(y, nfft, hop) for y in fit])  # (K, T, F)
-    total = p_out.sum(axis=0)
-    k = len(outputs)
+    num, den = _routing_sums(true_stems, _fit_outputs(outputs, n), nfft, hop)
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(total > 0, p_out / np.where(total > 0, total, 1), 1.0 / k)
-    rows = []
-    for s in true_stems:
-        p = _power_spectrogram(s, nfft, hop)
-        e = p.sum()
-        rows.append(np.full(k, np.nan) if e <= 0 else np.einsum("tf,ktf->k", p, w) / e)
-    return np.stack(rows)
+        return np.where(den[:, None] > 0, num / np.where(den > 0, den, 1)[:, None], np.nan)
+
+
+def routing_frames(true_stems, outputs, rate=44100, nfft=2048, hop=512):
+    """The routing sums per 1 s frame, so that shares can be bootstrapped over frames:
+    num (F, J, K) and den (F, J); the last frame takes the trailing partial second."""
+    n = len(true_stems[0])
+    outputs = _fit_outputs(outputs, n)
+    n_sec = max(1, n // rate)
+    num = np.zeros((n_sec, len(true_stems), len(outputs)))
+    den = np.zeros((n_sec, len(true_stems)))
+    for s in range(n_sec):
+        a, b = s * rate, (s + 1) * rate if s + 1 < n_sec else n
+        num[s], den[s] = _routing_sums([t[a:b] for t in true_stems], [o[a:b] for o in outputs],
+                                       nfft, hop)
+    return num, den

@@ -179,23 +179,6 @@ def sdr_frames(eval_bin, clip, est_dir, targets):
     return np.array(cols, dtype=np.float64).T  # (frames, targets)
 
 
-def routing_frames(true_stems, outputs, rate=44100, nfft=2048, hop=512):
-    """Per 1 s frame numerators (F, J, K) and denominators (F, J) of the soft routing matrix
-    (evalstats.routing_matrix), so that it can be bootstrapped over frames."""
-    n_sec = max(1, len(true_stems[0]) // rate)
-    num = np.zeros((n_sec, len(true_stems), len(outputs)))
-    den = np.zeros((n_sec, len(true_stems)))
-    for s in range(n_sec):
-        a, b = s * rate, (s + 1) * rate if s + 1 < n_sec else len(true_stems[0])
-        seg_t = [t[a:b] for t in true_stems]
-        seg_o = [o[a:b] for o in outputs]
-        m = evalstats.routing_matrix(seg_t, seg_o, nfft, hop)
-        e = np.array([float(np.sum(evalstats._power_spectrogram(t, nfft, hop))) for t in seg_t])
-        num[s] = np.nan_to_num(m) * e[:, None]
-        den[s] = e
-    return num, den
-
-
 def ratio_of_sums(parts):
     """Clip figure for shares: parts (F, 2, B) = per-frame numerator and denominator."""
     total = parts.sum(axis=-3)
@@ -252,18 +235,17 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
                 r["sdr_v4_mean_minus_dsp"] = [float(point[j] - point[dsp]), float(lo[0]),
                                               float(hi[0])]
 
-    # routing matrices and set-specific shares, plugin rows only
-    for j, row in enumerate(modes):
-        parts = []
-        for i, c in enumerate(clips):
-            truth = [c.ref(r) for r in refs]
-            outs = [stems[row][i][s] for s in STEMS]
-            parts.append(routing_frames(truth, outs))
-        matrix = np.nanmean(np.stack([n.sum(0) / d.sum(0)[:, None] for n, d in parts]), axis=0)
-        r = res["rows"].setdefault(row, {})
-        r["routing"] = {names.get(t, t): [float(v) for v in matrix[k]]
-                        for k, t in enumerate(refs)}
-        res.setdefault("routing_shares", {})
+    # routing matrices and set-specific shares, plugin rows only: the routing sums of every
+    # clip and back end per 1 s frame, computed once
+    parts = {row: [evalstats.routing_frames([c.ref(r) for r in refs],
+                                            [stems[row][i][s] for s in STEMS])
+                   for i, c in enumerate(clips)] for row in modes}
+    for row in modes:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            matrix = np.nanmean(np.stack([n.sum(0) / d.sum(0)[:, None] for n, d in parts[row]]),
+                                axis=0)
+        res["rows"].setdefault(row, {})["routing"] = {
+            names.get(t, t): [float(v) for v in matrix[k]] for k, t in enumerate(refs)}
     # shares with intervals: (true reference, output stem, label)
     shares = []
     if "right" in spec:
@@ -273,13 +255,9 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
                                                             "rest leaking into other")]
     for ref, out_stem, label in shares:
         ri, oi = refs.index(ref), STEMS.index(out_stem)
-        per_clip = []
-        for i, c in enumerate(clips):
-            cols = []
-            for row in modes:
-                num, den = routing_frames([c.ref(ref)], [stems[row][i][s] for s in STEMS])
-                cols.append(np.stack([num[:, 0, oi], den[:, 0]], axis=1))
-            per_clip.append(np.stack(cols, axis=-1))  # (F, 2, modes)
+        per_clip = [np.stack([np.stack([parts[row][i][0][:, ri, oi], parts[row][i][1][:, ri]],
+                                       axis=1) for row in modes], axis=-1)
+                    for i in range(len(clips))]  # each (F, 2, modes)
         point, reps = evalstats.bootstrap(per_clip, ratio_of_sums, n_boot)
         for j, row in enumerate(modes):
             r = res["rows"][row]
