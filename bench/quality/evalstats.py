@@ -80,12 +80,11 @@ def _power_spectrogram(x, nfft, hop):
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
-    pad = np.pad(x, ((nfft // 2, nfft // 2 + nfft), (0, 0)))
-    t = 1 + (len(pad) - nfft) // hop
-    win = np.hanning(nfft + 1)[:nfft]
-    idx = np.arange(nfft)[None, :] + hop * np.arange(t)[:, None]
-    spec = np.fft.rfft(pad[idx] * win[None, :, None], axis=1)  # (T, F, C)
-    return np.sum(np.abs(spec) ** 2, axis=2)
+    pad = np.pad(x, ((nfft // 2, nfft // 2 + nfft), (0, 0))).T  # (C, N)
+    t = 1 + (pad.shape[1] - nfft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(pad, nfft, axis=1)[:, ::hop][:, :t]
+    spec = np.fft.rfft(frames * np.hanning(nfft + 1)[:nfft], axis=-1)  # (C, T, F)
+    return np.sum(spec.real ** 2 + spec.imag ** 2, axis=0)
 
 
 def _fit_outputs(outputs, n):

@@ -219,6 +219,10 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
                 cols.append(sdr_frames(eval_bin, c, d, targets))
             per_clip.append(np.stack(cols, axis=-1))  # (F, S, rows)
         point, reps = evalstats.bootstrap(per_clip, evalstats.mean_of_stem_medians, n_boot)
+        for c, frames in zip(clips, per_clip):  # per clip, to find the clips that drive a mean
+            fig = evalstats.mean_of_stem_medians(frames)
+            res.setdefault("per_clip", {}).setdefault(c.entry["id"], {}).update(
+                {row + " sdr_v4_mean": float(fig[j]) for j, row in enumerate(rows)})
         dsp = rows.index("dsp") if "dsp" in rows else None
         for j, row in enumerate(rows):
             r = res["rows"].setdefault(row, {})
@@ -276,6 +280,10 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
                     for row in modes]
             per_clip.append(np.stack(cols, axis=-1))
         point, reps = evalstats.bootstrap(per_clip, evalstats.level_ratio_db, n_boot)
+        for c, frames in zip(clips, per_clip):
+            fig = evalstats.level_ratio_db(frames)
+            res.setdefault("per_clip", {}).setdefault(c.entry["id"], {}).update(
+                {row + " vocal_level_db": float(fig[j]) for j, row in enumerate(modes)})
         for j, row in enumerate(modes):
             r = res["rows"][row]
             r["vocal_level_db"] = ci_triplet(point, reps, j)

@@ -29,9 +29,9 @@ class NoiseSongs:
 @pytest.mark.skipif(not os.access(EVAL_BIN, os.X_OK), reason="stemsphere-eval not built")
 def test_score_set_on_known_estimates(tmp_path):
     clips = []
-    for k in range(3):
+    for k in range(2):
         entry = {"id": "fof/t@%d" % k, "set": "fretsonfire", "split": "dev", "source": "x",
-                 "path": "/x", "start": k, "seconds": 4}
+                 "path": "/x", "start": k, "seconds": 3}
         d = str(tmp_path / ("clip%d" % k))
         eval_sets.build_clip(NoiseSongs(k), entry, d)
         clips.append(score.Clip(d))
@@ -44,7 +44,7 @@ def test_score_set_on_known_estimates(tmp_path):
         stems["live"].append({"vocals": r + eps(), "drums": eps(), "bass": eps(),
                               "other": g + eps()})
     res = score.score_set("fretsonfire", clips, stems, ["dsp", "live"], EVAL_BIN,
-                          str(tmp_path / "work"), n_boot=200)
+                          str(tmp_path / "work"), n_boot=100)
     rows = res["rows"]
     assert rows["dsp"]["sdr_v4_mean"][0] == pytest.approx(rows["floor"]["sdr_v4_mean"][0],
                                                           abs=1e-4)
@@ -59,7 +59,7 @@ def test_score_set_on_known_estimates(tmp_path):
     assert rows["live"]["shares"]["rest leaking into other"][0] < 0.01
     lo, hi = rows["dsp"]["shares"]["guitar in other"][1:]
     assert lo <= 0.25 + 1e-9 and hi >= 0.25 - 1e-9
-    report = {"split": "dev", "boot": 200, "sets": {"fretsonfire": res}}
+    report = {"split": "dev", "boot": 100, "sets": {"fretsonfire": res}}
     import io
     out = io.StringIO()
     score.print_report(report, out)
