@@ -199,16 +199,19 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
     oracle_ok = has_sdr and all(len(c.refs) >= 2 for c in clips)
     if has_sdr:
         rows += ["floor"] + (["irm"] if oracle_ok else [])
-    refs = clips[0].refs
+    # the union of the clips' references in stem order (the MUSDB test half mixes a 4-stem
+    # clip with vocals/accompaniment clips: each clip is scored on its own references)
+    refs = [r for r in list(STEMS) + ["accompaniment"] if any(r in c.refs for c in clips)]
     names = spec.get("names", {})
     res["references"] = [names.get(r, r) for r in refs]
 
     # museval v4 SDR per clip: frames (F, S, rows)
     if has_sdr or "right" in spec:
-        targets = refs if has_sdr else [spec["right"]]
-        per_clip = []
+        per_clip, clip_targets = [], []
         for i, c in enumerate(clips):
             cols = []
+            targets = c.refs if has_sdr else [spec["right"]]
+            clip_targets.append(targets)
             for row in rows:
                 d = os.path.join(work, "est", name, "clip%03d" % i, row)
                 if row == "irm":
@@ -227,9 +230,10 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
         for j, row in enumerate(rows):
             r = res["rows"].setdefault(row, {})
             per_stem = {}
-            for s_i, t in enumerate(targets):
-                p, rp = evalstats.bootstrap([c[:, s_i:s_i + 1, j:j + 1] for c in per_clip],
-                                            evalstats.mean_of_stem_medians, n_boot, seed=1)
+            for t in refs if has_sdr else [spec["right"]]:
+                have = [c[:, ts.index(t):ts.index(t) + 1, j:j + 1]
+                        for c, ts in zip(per_clip, clip_targets) if t in ts]
+                p, rp = evalstats.bootstrap(have, evalstats.mean_of_stem_medians, n_boot, seed=1)
                 per_stem[names.get(t, t)] = ci_triplet(p, rp, 0)
             r["sdr_v4"] = per_stem
             r["sdr_v4_mean"] = ci_triplet(point, reps, j)
@@ -241,15 +245,17 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
 
     # routing matrices and set-specific shares, plugin rows only: the routing sums of every
     # clip and back end per 1 s frame, computed once
-    parts = {row: [evalstats.routing_frames([c.ref(r) for r in refs],
+    parts = {row: [evalstats.routing_frames([c.ref(r) for r in c.refs],
                                             [stems[row][i][s] for s in STEMS])
                    for i, c in enumerate(clips)] for row in modes}
     for row in modes:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            matrix = np.nanmean(np.stack([n.sum(0) / d.sum(0)[:, None] for n, d in parts[row]]),
-                                axis=0)
-        res["rows"].setdefault(row, {})["routing"] = {
-            names.get(t, t): [float(v) for v in matrix[k]] for k, t in enumerate(refs)}
+        routing = {}
+        for t in refs:  # mean over the clips that have this true source
+            with np.errstate(divide="ignore", invalid="ignore"):
+                m = [n.sum(0)[c.refs.index(t)] / d.sum(0)[c.refs.index(t)]
+                     for c, (n, d) in zip(clips, parts[row]) if t in c.refs]
+            routing[names.get(t, t)] = [float(v) for v in np.nanmean(np.stack(m), axis=0)]
+        res["rows"].setdefault(row, {})["routing"] = routing
     # shares with intervals: (true reference, output stem, label)
     shares = []
     if "right" in spec:
@@ -258,10 +264,11 @@ def score_set(name, clips, stems, modes, eval_bin, work, n_boot):
         shares += [("other", "other", "guitar in other"), ("accompaniment", "other",
                                                             "rest leaking into other")]
     for ref, out_stem, label in shares:
-        ri, oi = refs.index(ref), STEMS.index(out_stem)
-        per_clip = [np.stack([np.stack([parts[row][i][0][:, ri, oi], parts[row][i][1][:, ri]],
-                                       axis=1) for row in modes], axis=-1)
-                    for i in range(len(clips))]  # each (F, 2, modes)
+        oi = STEMS.index(out_stem)
+        per_clip = [np.stack([np.stack([parts[row][i][0][:, c.refs.index(ref), oi],
+                                        parts[row][i][1][:, c.refs.index(ref)]], axis=1)
+                              for row in modes], axis=-1)
+                    for i, c in enumerate(clips)]  # each (F, 2, modes)
         point, reps = evalstats.bootstrap(per_clip, ratio_of_sums, n_boot)
         for j, row in enumerate(modes):
             r = res["rows"][row]
@@ -333,12 +340,20 @@ def print_report(report, out=sys.stdout):
             for row, r in rows.items():
                 if "sdr_v4_mean" not in r:
                     continue
-                cells = "".join("%9.2f" % r["sdr_v4"][s][0] for s in stems)
+                cells = "".join("%9.2f" % r["sdr_v4"][s][0] if s in r["sdr_v4"] else "%9s" % "-"
+                                for s in stems)
                 diff = r.get("sdr_v4_mean_minus_dsp")
                 p("  %-26s%s   %-22s %-24s %s" % (MODE_LABELS[row], cells,
                                                    fmt_ci(r["sdr_v4_mean"]),
                                                    fmt_ci(diff) if diff else "",
                                                    verdict(diff) if diff else ""))
+        if 1 < len(res["clips"]) <= 3 and res.get("per_clip"):  # few clips: show each one
+            p("  per clip, mean v4 SDR over its own stems:")
+            for cid in res["clips"]:
+                fig = res["per_clip"].get(cid, {})
+                p("    %-36s" % cid[-36:] + "".join(
+                    "  %s %.2f" % (row, fig[row + " sdr_v4_mean"])
+                    for row in rows if row + " sdr_v4_mean" in fig))
         if any("vocal_level_db" in r for r in rows.values()):
             p("  vocal stem level vs the mix [dB] (lower is better; everything there leaks):")
             for row, r in rows.items():

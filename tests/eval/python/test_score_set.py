@@ -65,3 +65,39 @@ def test_score_set_on_known_estimates(tmp_path):
     score.print_report(report, out)
     text = out.getvalue()
     assert "Live (neural)" in text and "beats DSP" in text and "guitar in other" in text
+
+
+class MixedLayouts:
+    """A 4-stem clip and a vocals/accompaniment clip in one set, as the MUSDB test half has."""
+
+    def musdb(self, clip):
+        rng = np.random.default_rng(len(clip["id"]))
+        n = 3 * 44100
+        t = np.arange(n) / 44100
+        tone = lambda f: np.stack([np.sin(2 * np.pi * f * t)] * 2, 1) * 0.1  # noqa: E731
+        if clip["id"].endswith("4"):
+            return {"vocals": tone(880), "drums": 0.05 * rng.standard_normal((n, 2)),
+                    "bass": tone(55), "other": tone(3000)}
+        return {"vocals": tone(660), "accompaniment": tone(110)}
+
+
+@pytest.mark.skipif(not os.access(EVAL_BIN, os.X_OK), reason="stemsphere-eval not built")
+def test_a_set_mixing_four_stem_and_two_stem_clips_scores_each_on_its_own_stems(tmp_path):
+    clips = []
+    for cid in ("musdb/a4", "musdb/b2"):
+        d = str(tmp_path / cid.replace("/", "_"))
+        eval_sets.build_clip(MixedLayouts(), {"id": cid, "set": "musdb-previews", "split": "test",
+                                              "source": "x", "path": "x"}, d)
+        clips.append(score.Clip(d))
+    stems = {"dsp": [{s: c.mixture / 4 for s in score.STEMS} for c in clips]}
+    res = score.score_set("musdb-previews", clips, stems, ["dsp"], EVAL_BIN,
+                          str(tmp_path / "work"), n_boot=50)
+    dsp = res["rows"]["dsp"]
+    assert list(dsp["sdr_v4"]) == ["vocals", "drums", "bass", "other", "accompaniment"]
+    assert list(dsp["routing"]) == ["vocals", "drums", "bass", "other", "accompaniment"]
+    assert dsp["routing"]["accompaniment"] == pytest.approx([0.25] * 4, abs=1e-6)
+    per = res["per_clip"]
+    assert dsp["sdr_v4_mean"][0] == pytest.approx(
+        (per["musdb/a4"]["dsp sdr_v4_mean"] + per["musdb/b2"]["dsp sdr_v4_mean"]) / 2)
+    assert dsp["sdr_v4_mean"][0] == pytest.approx(res["rows"]["floor"]["sdr_v4_mean"][0],
+                                                  abs=1e-4)
