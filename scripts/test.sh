@@ -17,6 +17,15 @@ count() { # $1 = ctest log; a run that reports no totals (crash, no tests) count
   fails=${fails:-0}
   passed=$((passed + total - fails)); failed=$((failed + fails))
 }
+count_pytest() { # $1 = pytest log, $2 = its exit status; exit 5 (no tests collected) or any
+  local p f e  # other failure without a count in the summary counts as one failure
+  p=$(grep -Eo '[0-9]+ passed' "$1" | tail -1 | grep -Eo '^[0-9]+')
+  f=$(grep -Eo '[0-9]+ failed' "$1" | tail -1 | grep -Eo '^[0-9]+')
+  e=$(grep -Eo '[0-9]+ errors?' "$1" | tail -1 | grep -Eo '^[0-9]+')
+  p=${p:-0}; f=${f:-0}; e=${e:-0}
+  passed=$((passed + p)); failed=$((failed + f + e))
+  if [ "$2" -ne 0 ] && [ $((f + e)) -eq 0 ]; then failed=$((failed + 1)); fi
+}
 
 echo "== clang-format"
 mapfile -t srcs < <(git ls-files '*.cpp' '*.h' '*.hpp' '*.cc' 2>/dev/null)
@@ -29,6 +38,11 @@ fi
 echo "== ctest (build/)"
 (cd build && ctest --output-on-failure -j2 --timeout 900) 2>&1 | tee /tmp/stemsphere-ctest.log
 count /tmp/stemsphere-ctest.log
+
+echo "== pytest (tests/eval/python: the real-music evaluation pipeline)"
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/eval/python \
+  2>&1 | tee /tmp/stemsphere-pytest.log
+count_pytest /tmp/stemsphere-pytest.log "${PIPESTATUS[0]}"
 
 echo "== engine tests under ASan + UBSan (build-asan/)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTEMSPHERE_SANITIZE=ON \
