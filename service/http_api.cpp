@@ -150,6 +150,7 @@ void ApiServer::install_routes() {
     install_device_routes();
     install_ledger_routes();
     install_payment_routes();
+    install_page_routes();
 }
 
 // The payment webhook (Standard Webhooks: HMAC-SHA256 over "id.timestamp.body"). The raw body

@@ -18,9 +18,12 @@
 
 namespace httplib {
 class Server;
-}
+struct Response;
+}  // namespace httplib
 
 namespace stemsphere::service {
+
+class FormErrors;
 
 struct ServerConfig {
     std::string host = "127.0.0.1";
@@ -62,6 +65,13 @@ class ApiServer {
     void install_device_routes();
     void install_ledger_routes();
     void install_payment_routes();
+    void install_page_routes();  // routes_pages.cpp
+
+    struct PageContext;
+    void render(httplib::Response& res, const PageContext& ctx, const std::string& title,
+                int status, const std::string& body);
+    void render_account(httplib::Response& res, const PageContext& ctx, const std::string& notice,
+                        const FormErrors& errors, int status);
 
     Db& db_;
     ServerConfig config_;

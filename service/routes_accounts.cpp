@@ -68,12 +68,37 @@ void ApiServer::install_account_routes() {
                                                  const Principal& who) {
                  Fields f(body);
                  const auto password = f.text("password", true, 1024);
+                 const auto totp = f.text("totp_code", false, 16);
+                 const auto backup = f.text("backup_code", false, 32);
                  if (f.error()) return *f.error();
                  if (auto wait = signin_account_.acquire(who.account_id, clock_())) {
                      return rate_limited(wait);
                  }
-                 return accounts_->delete_account(who, password, req.remote_addr);
+                 return accounts_->delete_account(who, password, totp, backup, req.remote_addr);
              }));
+    s.Delete(
+        R"(/v1/me/sessions/([A-Za-z0-9_\-]{1,64}))",
+        authed(*accounts_, [this](const Request& req, const Json::Value&, const Principal& who) {
+            return accounts_->revoke_session(who, req.matches[1], req.remote_addr);
+        }));
+    s.Post("/v1/me/password", authed(*accounts_, [this](const Request& req, const Json::Value& body,
+                                                        const Principal& who) {
+               Fields f(body);
+               const auto current = f.text("current_password", true, 1024);
+               const auto next = f.text("new_password", true, 2048);
+               if (f.error()) return *f.error();
+               if (auto wait = signin_account_.acquire(who.account_id, clock_())) {
+                   return rate_limited(wait);
+               }
+               return accounts_->change_password(who, current, next, req.remote_addr);
+           }));
+    s.Post("/v1/me/language", authed(*accounts_, [this](const Request&, const Json::Value& body,
+                                                        const Principal& who) {
+               Fields f(body);
+               const auto language = f.text("language", true, 16);
+               if (f.error()) return *f.error();
+               return accounts_->set_language(who, language);
+           }));
     s.Post("/v1/me/totp/setup",
            authed(*accounts_, [this](const Request&, const Json::Value&, const Principal& who) {
                return accounts_->totp_setup(who);

@@ -34,6 +34,13 @@ void ApiServer::install_device_routes() {
                }
                return accounts_->device_token(code, client, req.remote_addr);
            }));
+    s.Get("/v1/device/pending",
+          authed(*accounts_, [this](const Request& req, const Json::Value&, const Principal& who) {
+              if (auto wait = signin_account_.acquire("approve:" + who.account_id, clock_())) {
+                  return rate_limited(wait);
+              }
+              return accounts_->device_pending(req.get_param_value("user_code"));
+          }));
     s.Post("/v1/device/approve",
            authed(*accounts_, [this](const Request& req, const Json::Value& body,
                                      const Principal& who) {
