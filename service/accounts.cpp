@@ -792,25 +792,8 @@ Outcome Accounts::export_data(const Principal& who, Ledger& ledger) {
             log_items.append(e);
         }
         data["security_log"] = log_items;
-        Json::Value transfers(Json::arrayValue);
-        for (const auto& r :
-             tx.query("SELECT t.id, t.debit_account, t.credit_account, t.amount, t.kind, t.code, "
-                      "t.created_at FROM ledger_transfer t JOIN grant_lot l ON l.id = "
-                      "t.debit_account OR "
-                      "l.id = t.credit_account WHERE l.owner = ? ORDER BY t.created_at, t.id",
-                      {who.account_id})) {
-            Json::Value t;
-            t["transfer_id"] = r.text(0);
-            t["debit_account"] = r.text(1);
-            t["credit_account"] = r.text(2);
-            t["amount_mt"] = Json::Int64(r.integer(3));
-            t["kind"] = r.text(4);
-            t["code"] = r.text(5);
-            t["at"] = Json::Int64(seconds(r.integer(6)));
-            transfers.append(t);
-        }
-        data["ledger_transfers"] = transfers;
     });
+    data["ledger_transfers"] = ledger.transfers(who.account_id);
     out.body = data;
     return out;
 }

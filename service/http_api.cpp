@@ -10,6 +10,7 @@
 
 #include "service/idempotency.h"
 #include "service/route_support.h"
+#include "service/web_session.h"
 
 namespace stemsphere::service {
 
@@ -114,8 +115,9 @@ void ApiServer::stop() {
 
 void ApiServer::install_routes() {
     auto& s = *http_;
-    s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
+        if (req.path.rfind("/v1/", 0) != 0) return render_error_page(res);  // a page path
         const char* code = res.status == 404   ? "not_found"
                            : res.status == 413 ? "payload_too_large"
                            : res.status == 405 ? "method_not_allowed"

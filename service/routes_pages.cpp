@@ -110,6 +110,16 @@ int limited(Response& res, int64_t wait, FormErrors& errors) {
 
 }  // namespace
 
+void render_error_page(Response& res) {
+    security_headers(res);
+    PageFrame frame;
+    frame.title = res.status == 404 ? "Page not found" : "Request not accepted";
+    frame.body = pages::message(
+        res.status == 404 ? "There is no page at this address." : "This request cannot be handled.",
+        "/account", "Go to your account");
+    res.set_content(page_html(frame), "text/html; charset=utf-8");
+}
+
 // What a page request knows about its browser: the signed-in session, if any, and the CSRF
 // binding of its forms.
 struct ApiServer::PageContext {
@@ -252,8 +262,8 @@ void ApiServer::install_page_routes() {
                                "Confirm your email address first: open the link we sent you.");
                 } else if (code == "totp_required") {
                     errors.add("code",
-                               "Enter the code from your authenticator app or a "
-                               "backup code.");
+                               "Two-factor sign-in is on: enter your password again "
+                               "with a code from your authenticator app or a backup code.");
                 } else if (code == "invalid_totp") {
                     errors.add("code", "This code is wrong, expired or already used.");
                 } else {

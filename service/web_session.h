@@ -28,6 +28,10 @@ std::string set_cookie(const CookiePolicy& policy, const std::string& name,
 std::string csrf_token(const std::string& key, const std::string& binding);
 bool csrf_ok(const std::string& key, const std::string& binding, const std::string& presented);
 
+// Answers an error status (404, 405, 413, ...) of a non-API path with an HTML page under the
+// pages' security headers.
+void render_error_page(httplib::Response& res);
+
 // A path inside this site to go to after sign-in ("/account" when `next` is anything else).
 std::string safe_next(const std::string& next);
 

@@ -138,6 +138,12 @@ TEST_F(PagesTest, EveryPageSendsAStrictPolicyAndLoopbackCookiesAreHttpOnlyLax) {
     EXPECT_EQ(css.status, 200);
     EXPECT_EQ(css.headers.find("Content-Type")->second, "text/css; charset=utf-8");
     EXPECT_EQ(b.get("/static/app.js").status, 200);
+    // Unknown page paths get an HTML page, unknown API paths JSON.
+    const auto missing = b.get("/acount");
+    EXPECT_EQ(missing.status, 404);
+    EXPECT_NE(missing.body.find("Page not found"), std::string::npos);
+    EXPECT_NE(missing.headers.find("Content-Security-Policy"), missing.headers.end());
+    EXPECT_EQ(b.get("/v1/nothing").body, "{\"error\":\"not_found\",\"message\":\"not_found\"}");
 }
 
 TEST_F(PagesTest, FormsWithoutOrWithAWrongCsrfTokenChangeNothing) {
