@@ -207,7 +207,7 @@ std::string expand(std::string sql, Dialect dialect) {
 }  // namespace
 
 int latest_schema_version() {
-    return 2;
+    return 3;
 }
 
 void migrate(Db& db) {
@@ -238,9 +238,9 @@ void migrate(Db& db) {
             }
             tx.exec("INSERT INTO schema_version(version, applied_at) VALUES (1, 0)");
         }
-        if (current < 2) {  // version 2: the language of pages and mail
+        if (current < 3) {  // version 3: the language of pages and mail
             tx.exec("ALTER TABLE account ADD COLUMN language TEXT NOT NULL DEFAULT 'en'");
-            tx.exec("INSERT INTO schema_version(version, applied_at) VALUES (2, 0)");
+            tx.exec("INSERT INTO schema_version(version, applied_at) VALUES (3, 0)");
         }
     });
 }
