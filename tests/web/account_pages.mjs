@@ -334,7 +334,8 @@ try {
         check(status === 0, 'CLI approve: stemsphere-account login ends signed in', `${status}: ${out}`);
         check(fs.existsSync(path.join(home, 'stemsphere')), 'CLI approve: credentials stored under XDG_CONFIG_HOME/stemsphere');
       } else {
-        check(status !== 0 && status !== 'timeout' && /denied/i.test(out), 'CLI deny: stemsphere-account login reports the denial', `${status}: ${out}`);
+        // docs/account.md: exit code 5 = sign-in declined or expired.
+        check(status === 5, 'CLI deny: stemsphere-account login ends declined (exit 5)', `${status}: ${out}`);
       }
     }
   } else {
