@@ -277,7 +277,18 @@ std::string account(const AccountView& v) {
         "Language</h2>" +
         form_open("/account/language", v.csrf) +
         "<div class=\"field\"><label for=\"f-language\">Language of these pages and of our "
-        "mail</label><select id=\"f-language\" name=\"language\">";
+        "mail</label>";
+    if (const std::string* error = v.errors.for_field("language")) {
+        out +=
+            "<p class=\"field-error\" id=\"f-language-error\"><span class=\"sr-only\">Error: "
+            "</span>" +
+            esc(*error) + "</p>";
+    }
+    out += std::string("<select id=\"f-language\" name=\"language\"") +
+           (v.errors.for_field("language")
+                ? " aria-invalid=\"true\" aria-describedby=\"f-language-error\""
+                : "") +
+           ">";
     const std::string lang = me["language"].asString();
     for (const auto& [code, label] : {std::pair<const char*, const char*>{"en", "English"}}) {
         out += "<option value=\"" + std::string(code) + "\"" + (lang == code ? " selected" : "") +

@@ -360,6 +360,12 @@ TEST_F(PagesTest, RevokingADeviceOnThePageEndsItsApiAccess) {
             .status,
         401);
     EXPECT_EQ(s().get("/v1/me", u.access_token).status, 200) << "other sessions unaffected";
+    // A language that is not offered is refused at its field; English is stored.
+    const auto lang = b.submit("/account", "/account/language", {{"language", "xx"}});
+    EXPECT_EQ(lang.status, 400);
+    EXPECT_NE(lang.body.find("aria-describedby=\"f-language-error\""), std::string::npos);
+    EXPECT_EQ(b.submit("/account", "/account/language", {{"language", "en"}}).status, 303);
+    EXPECT_EQ(s().get("/v1/me", u.access_token).body["language"], "en");
     // The API route does the same.
     EXPECT_EQ(s().call("DELETE",
                        "/v1/me/sessions/" +
