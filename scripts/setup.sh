@@ -17,6 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+bash scripts/setup-web-tests.sh || echo "setup: the browser tests cannot run (see scripts/setup-web-tests.sh)"
 werror=()
 [ -n "${STEMSPHERE_WERROR:-}" ] && werror=(-DSTEMSPHERE_WERROR="$STEMSPHERE_WERROR")
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${werror[@]}" >/dev/null

@@ -69,6 +69,7 @@ Accounts::Accounts(Db& db, Clock clock, ServerSecrets secrets, AuthConfig config
       clock_(std::move(clock)),
       secrets_(std::move(secrets)),
       config_(std::move(config)),
+      web_key_(hmac_sha256(secrets_.token_key, "stemsphere-derived|web-session")),
       hasher_(config_.hash_workers, config_.hash_max_waiting, config_.argon2_ops_limit,
               config_.argon2_mem_limit) {}
 
@@ -97,8 +98,24 @@ Outcome Accounts::sign_up(const std::string& email_in, const std::string& name,
     Outcome out;
     db_.write([&](DbTx& tx) {
         const int64_t now = clock_();
-        if (!tx.query("SELECT 1 FROM account WHERE email = ?", {email}).empty()) {
-            out = error_outcome(409, "email_taken", "an account with this email exists", "email");
+        // The same answer whether or not the address has an account (no enumeration); the
+        // owner of a taken address is told by mail instead.
+        out.status = 202;
+        out.body["email"] = email;
+        out.body["email_verified"] = false;
+        out.body["verification_sent"] = true;
+        const auto taken = tx.query("SELECT id FROM account WHERE email = ?", {email});
+        if (!taken.empty()) {
+            tx.exec(
+                "INSERT INTO mail_outbox(id, account_id, to_addr, subject, body, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                {random_token(12), taken[0].text(0), email,
+                 std::string("Someone tried to create a Stemsphere account with your address"),
+                 "Your address already has a Stemsphere account. If that was you, sign in at " +
+                     config_.public_url +
+                     "/signin instead. If it was not, you can ignore this message.",
+                 now});
+            log(tx, taken[0].text(0), "sign_up_existing", ip, "", now);
             return;
         }
         const std::string id = "acc_" + random_token(12);
@@ -119,10 +136,6 @@ Outcome Accounts::sign_up(const std::string& email_in, const std::string& name,
                  " to confirm your email address. Token: " + token,
              now});
         log(tx, id, "sign_up", ip, "", now);
-        out.status = 201;
-        out.body["account_id"] = id;
-        out.body["email"] = email;
-        out.body["email_verified"] = false;
     });
     return out;
 }
@@ -147,25 +160,49 @@ Outcome Accounts::verify_email(const std::string& token) {
     return out;
 }
 
-std::string Accounts::issue_access_token(const std::string& account_id,
-                                         const std::string& session_id, int64_t now) const {
+std::string Accounts::sign_claims(const std::string& prefix, const std::string& key,
+                                  const std::string& account_id, const std::string& session_id,
+                                  int64_t expires_s) const {
     Json::Value claims;
     claims["sub"] = account_id;
     claims["sid"] = session_id;
-    claims["exp"] = Json::Int64(seconds(now) + config_.access_ttl_s);
+    claims["exp"] = Json::Int64(expires_s);
     const std::string payload = base64_encode(to_json_text(claims), true);
-    return "v1." + payload + "." + base64_encode(hmac_sha256(secrets_.token_key, payload), true);
+    return prefix + payload + "." + base64_encode(hmac_sha256(key, payload), true);
+}
+
+std::string Accounts::issue_access_token(const std::string& account_id,
+                                         const std::string& session_id, int64_t now) const {
+    return sign_claims("v1.", secrets_.token_key, account_id, session_id,
+                       seconds(now) + config_.access_ttl_s);
+}
+
+std::string Accounts::issue_web_token(const std::string& account_id,
+                                      const std::string& session_id) const {
+    return sign_claims("w1.", web_key_, account_id, session_id,
+                       seconds(clock_()) + config_.web_session_ttl_s);
+}
+
+std::string Accounts::derived_key(const std::string& purpose) const {
+    return hmac_sha256(secrets_.token_key, "stemsphere-derived|" + purpose);
 }
 
 std::optional<Principal> Accounts::authenticate(const std::string& token) {
-    if (token.size() > 1024 || token.rfind("v1.", 0) != 0) return std::nullopt;
-    const auto dot = token.find('.', 3);
+    return check_claims(token, "v1.", secrets_.token_key);
+}
+
+std::optional<Principal> Accounts::authenticate_web(const std::string& token) {
+    return check_claims(token, "w1.", web_key_);
+}
+
+std::optional<Principal> Accounts::check_claims(const std::string& token, const std::string& prefix,
+                                                const std::string& key) {
+    if (token.size() > 1024 || token.rfind(prefix, 0) != 0) return std::nullopt;
+    const auto dot = token.find('.', prefix.size());
     if (dot == std::string::npos) return std::nullopt;
-    const std::string payload = token.substr(3, dot - 3);
+    const std::string payload = token.substr(prefix.size(), dot - prefix.size());
     const auto mac = base64_decode(token.substr(dot + 1), true);
-    if (!mac || !constant_time_equal(*mac, hmac_sha256(secrets_.token_key, payload))) {
-        return std::nullopt;
-    }
+    if (!mac || !constant_time_equal(*mac, hmac_sha256(key, payload))) return std::nullopt;
     const auto json = base64_decode(payload, true);
     Json::Value claims;
     std::string error;
@@ -365,9 +402,29 @@ Outcome Accounts::totp_setup(const Principal& who) {
                 {seal(secrets_.box_key, secret), who.account_id});
         const std::string b32 = base32_encode(secret);
         out.body["secret"] = b32;
-        out.body["otpauth_uri"] = "otpauth://totp/Stemsphere:" + rows[0].text(0) +
-                                  "?secret=" + b32 +
-                                  "&issuer=Stemsphere&algorithm=SHA1&digits=6&period=30";
+        out.body["otpauth_uri"] = otpauth_uri(rows[0].text(0), b32);
+    });
+    return out;
+}
+
+std::string Accounts::otpauth_uri(const std::string& email, const std::string& b32) const {
+    return "otpauth://totp/Stemsphere:" + email + "?secret=" + b32 +
+           "&issuer=Stemsphere&algorithm=SHA1&digits=6&period=30";
+}
+
+Outcome Accounts::totp_pending(const Principal& who) {
+    Outcome out = error_outcome(409, "totp_not_pending", "call /v1/me/totp/setup first");
+    db_.read([&](DbTx& tx) {
+        const auto rows = tx.query(
+            "SELECT email, totp_pending_secret, totp_enabled FROM account WHERE id = ? AND "
+            "deleted_at IS NULL",
+            {who.account_id});
+        if (rows.empty() || rows[0].is_null(1) || rows[0].integer(2) != 0) return;
+        const auto secret = unseal(secrets_.box_key, rows[0].text(1));
+        if (!secret) return;
+        out = Outcome{};
+        out.body["secret"] = base32_encode(*secret);
+        out.body["otpauth_uri"] = otpauth_uri(rows[0].text(0), out.body["secret"].asString());
     });
     return out;
 }
@@ -567,12 +624,109 @@ Outcome Accounts::device_approve(const Principal& who, const std::string& entere
     return out;
 }
 
+Outcome Accounts::device_pending(const std::string& entered) {
+    const auto code = normalize_user_code(entered);
+    if (!code) {
+        return error_outcome(400, "invalid_user_code", "a user code is 8 letters like BCDF-GHJK",
+                             "user_code");
+    }
+    Outcome out =
+        error_outcome(404, "invalid_user_code", "unknown or expired user code", "user_code");
+    db_.read([&](DbTx& tx) {
+        const auto rows = tx.query(
+            "SELECT client_id, device_name, expires_at FROM device_grant WHERE user_code = ? AND "
+            "state = 'pending' AND expires_at > ?",
+            {*code, clock_()});
+        if (rows.empty()) return;
+        out = Outcome{};
+        out.body["user_code"] = code->substr(0, 4) + "-" + code->substr(4);
+        out.body["client_id"] = rows[0].text(0);
+        out.body["device_name"] = rows[0].text(1);
+        out.body["expires_at"] = Json::Int64(seconds(rows[0].integer(2)));
+    });
+    return out;
+}
+
+Outcome Accounts::change_password(const Principal& who, const std::string& current,
+                                  const std::string& next, const std::string& ip) {
+    if (next.size() < 10 || next.size() > 1024) {
+        return error_outcome(400, "weak_password", "password must be 10..1024 bytes",
+                             "new_password");
+    }
+    std::string hash;
+    db_.read([&](DbTx& tx) {
+        const auto rows =
+            tx.query("SELECT password_hash FROM account WHERE id = ? AND deleted_at IS NULL",
+                     {who.account_id});
+        if (!rows.empty()) hash = rows[0].text(0);
+    });
+    if (hash.empty()) return error_outcome(404, "account_not_found", "no such account");
+    const auto ok = hasher_.verify(hash, current);
+    if (!ok) return busy();
+    if (!*ok) {
+        db_.write(
+            [&](DbTx& tx) { log(tx, who.account_id, "password_change_failed", ip, "", clock_()); });
+        return error_outcome(401, "invalid_credentials", "wrong password", "current_password");
+    }
+    const auto fresh = hasher_.hash(next);
+    if (!fresh) return busy();
+    Outcome out;
+    db_.write([&](DbTx& tx) {
+        const int64_t now = clock_();
+        tx.exec("UPDATE account SET password_hash = ? WHERE id = ?", {*fresh, who.account_id});
+        const int64_t revoked = tx.exec(
+            "UPDATE session SET revoked_at = ?, revoke_reason = 'password_changed' WHERE "
+            "account_id = ? AND id <> ? AND revoked_at IS NULL",
+            {now, who.account_id, who.session_id});
+        log(tx, who.account_id, "password_changed", ip, "", now);
+        out.body["password_changed"] = true;
+        out.body["sessions_revoked"] = Json::Int64(revoked);
+    });
+    return out;
+}
+
+Outcome Accounts::revoke_session(const Principal& who, const std::string& session_id,
+                                 const std::string& ip) {
+    Outcome out = error_outcome(404, "session_not_found", "no such active session", "session_id");
+    db_.write([&](DbTx& tx) {
+        const int64_t now = clock_();
+        if (tx.exec("UPDATE session SET revoked_at = ?, revoke_reason = 'revoked_by_user' "
+                    "WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
+                    {now, session_id, who.account_id}) != 1) {
+            return;
+        }
+        log(tx, who.account_id, "session_revoked", ip, session_id, now);
+        out = Outcome{};
+        out.body["session_id"] = session_id;
+        out.body["revoked"] = true;
+    });
+    return out;
+}
+
+const std::vector<std::string>& Accounts::languages() {
+    static const std::vector<std::string> all = {"en"};
+    return all;
+}
+
+Outcome Accounts::set_language(const Principal& who, const std::string& language) {
+    const auto& all = languages();
+    if (std::find(all.begin(), all.end(), language) == all.end()) {
+        return error_outcome(400, "invalid_field", "unsupported language", "language");
+    }
+    db_.write([&](DbTx& tx) {
+        tx.exec("UPDATE account SET language = ? WHERE id = ?", {language, who.account_id});
+    });
+    Outcome out;
+    out.body["language"] = language;
+    return out;
+}
+
 Outcome Accounts::me(const Principal& who) {
     Outcome out = error_outcome(404, "account_not_found", "no such account");
     db_.read([&](DbTx& tx) {
         const auto rows = tx.query(
-            "SELECT id, email, name, email_verified, totp_enabled, created_at FROM account "
-            "WHERE id = ? AND deleted_at IS NULL",
+            "SELECT id, email, name, email_verified, totp_enabled, created_at, language FROM "
+            "account WHERE id = ? AND deleted_at IS NULL",
             {who.account_id});
         if (rows.empty()) return;
         out = Outcome{};
@@ -582,6 +736,7 @@ Outcome Accounts::me(const Principal& who) {
         out.body["email_verified"] = rows[0].integer(3) != 0;
         out.body["totp_enabled"] = rows[0].integer(4) != 0;
         out.body["created_at"] = Json::Int64(seconds(rows[0].integer(5)));
+        out.body["language"] = rows[0].text(6);
         out.body["session_id"] = who.session_id;
     });
     return out;
@@ -637,45 +792,45 @@ Outcome Accounts::export_data(const Principal& who, Ledger& ledger) {
             log_items.append(e);
         }
         data["security_log"] = log_items;
-        Json::Value transfers(Json::arrayValue);
-        for (const auto& r :
-             tx.query("SELECT t.id, t.debit_account, t.credit_account, t.amount, t.kind, t.code, "
-                      "t.created_at FROM ledger_transfer t JOIN grant_lot l ON l.id = "
-                      "t.debit_account OR "
-                      "l.id = t.credit_account WHERE l.owner = ? ORDER BY t.created_at, t.id",
-                      {who.account_id})) {
-            Json::Value t;
-            t["transfer_id"] = r.text(0);
-            t["debit_account"] = r.text(1);
-            t["credit_account"] = r.text(2);
-            t["amount_mt"] = Json::Int64(r.integer(3));
-            t["kind"] = r.text(4);
-            t["code"] = r.text(5);
-            t["at"] = Json::Int64(seconds(r.integer(6)));
-            transfers.append(t);
-        }
-        data["ledger_transfers"] = transfers;
     });
+    data["ledger_transfers"] = ledger.transfers(who.account_id);
     out.body = data;
     return out;
 }
 
 Outcome Accounts::delete_account(const Principal& who, const std::string& password,
+                                 const std::string& totp_code, const std::string& backup_code,
                                  const std::string& ip) {
-    std::string hash;
+    std::optional<DbRow> row;
     db_.read([&](DbTx& tx) {
-        const auto rows =
-            tx.query("SELECT password_hash FROM account WHERE id = ? AND deleted_at IS NULL",
-                     {who.account_id});
-        if (!rows.empty()) hash = rows[0].text(0);
+        auto rows = tx.query(
+            "SELECT password_hash, totp_enabled, totp_secret, totp_last_step FROM account WHERE "
+            "id = ? AND deleted_at IS NULL",
+            {who.account_id});
+        if (!rows.empty()) row = std::move(rows[0]);
     });
-    if (hash.empty()) return error_outcome(404, "account_not_found", "no such account");
-    const auto ok = hasher_.verify(hash, password);
+    if (!row) return error_outcome(404, "account_not_found", "no such account");
+    const auto ok = hasher_.verify(row->text(0), password);
     if (!ok) return busy();
     if (!*ok) return error_outcome(401, "invalid_credentials", "wrong password", "password");
+    const bool totp_on = row->integer(1) != 0;
+    if (totp_on && totp_code.empty() && backup_code.empty()) {
+        return error_outcome(401, "totp_required", "this account needs a TOTP or backup code",
+                             "totp_code");
+    }
+    Outcome out;
+    out.body["deleted"] = true;
+    out.body["retained"] = "ledger and payment records, anonymised, for 5 years";
     db_.write([&](DbTx& tx) {
         const int64_t now = clock_();
         const std::string& id = who.account_id;
+        if (totp_on &&
+            !second_factor_ok(tx, id, row->text(2), row->integer(3), totp_code, backup_code, now)) {
+            log(tx, id, "delete_failed", ip, "second_factor", now);
+            out = error_outcome(401, "invalid_totp", "wrong, reused or expired second-factor code",
+                                "totp_code");
+            return;
+        }
         // Personal data goes now; ledger and payment records stay (5-year duty) under the opaque
         // account id, with device names and usage history erased.
         tx.exec(
@@ -699,9 +854,6 @@ Outcome Accounts::delete_account(const Principal& who, const std::string& passwo
         tx.exec("UPDATE lease SET device_id = 'erased' WHERE owner = ?", {id});
         log(tx, id, "account_deleted", ip, "", now);
     });
-    Outcome out;
-    out.body["deleted"] = true;
-    out.body["retained"] = "ledger and payment records, anonymised, for 5 years";
     return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "service/crypto.h"
 #include "service/db.h"
@@ -16,6 +17,7 @@ namespace stemsphere::service {
 
 struct AuthConfig {
     int64_t access_ttl_s = 600;
+    int64_t web_session_ttl_s = 12 * 3600;  // the account pages' session cookie
     int64_t refresh_ttl_s = 60LL * 24 * 3600;
     int64_t device_code_ttl_s = 600;
     int64_t device_interval_s = 5;
@@ -56,8 +58,27 @@ class Accounts {
     Outcome refresh(const std::string& refresh_token, const std::string& ip);
     Outcome sign_out(const Principal& who);
     std::optional<Principal> authenticate(const std::string& access_token);
+    // Browser sessions of the account pages: a signed cookie token bound to a session row, so
+    // revoking the session (sign-out, "revoke", deletion, password change) ends it too. Access
+    // tokens and cookie tokens are signed with different keys and never stand in for each other.
+    std::string issue_web_token(const std::string& account_id, const std::string& session_id) const;
+    std::optional<Principal> authenticate_web(const std::string& token);
+    // A key for one purpose (e.g. "csrf"), derived from the server's token key.
+    std::string derived_key(const std::string& purpose) const;
+
+    // Checks the current password, stores the new one and revokes every other session.
+    Outcome change_password(const Principal& who, const std::string& current_password,
+                            const std::string& new_password, const std::string& ip);
+    // Ends one of the user's own sessions (a device or a browser); its tokens stop working.
+    Outcome revoke_session(const Principal& who, const std::string& session_id,
+                           const std::string& ip);
+    // Stores the language of pages and mail; one of languages().
+    Outcome set_language(const Principal& who, const std::string& language);
+    static const std::vector<std::string>& languages();
 
     Outcome totp_setup(const Principal& who);
+    // The secret that totp_setup made and totp_enable has not yet confirmed (to show it again).
+    Outcome totp_pending(const Principal& who);
     Outcome totp_enable(const Principal& who, const std::string& code, const std::string& ip);
     Outcome totp_disable(const Principal& who, const std::string& code,
                          const std::string& backup_code, const std::string& ip);
@@ -67,11 +88,16 @@ class Accounts {
                          const std::string& ip);
     Outcome device_approve(const Principal& who, const std::string& user_code, bool approve,
                            const std::string& ip);
+    // What a pending user code asks for ({user_code, client_id, device_name, expires_at}), so
+    // the user sees which device they approve; 404 invalid_user_code when unknown or expired.
+    Outcome device_pending(const std::string& user_code);
 
     Outcome me(const Principal& who);
     Outcome sessions(const Principal& who);
     Outcome export_data(const Principal& who, Ledger& ledger);
+    // Needs the password, and a TOTP or backup code when two-factor sign-in is on.
     Outcome delete_account(const Principal& who, const std::string& password,
+                           const std::string& totp_code, const std::string& backup_code,
                            const std::string& ip);
 
     // Retention: unverified accounts after 7 days, security logs after 3 months, stale device
@@ -91,6 +117,13 @@ class Accounts {
                                int64_t now);
     std::string issue_access_token(const std::string& account_id, const std::string& session_id,
                                    int64_t now) const;
+    // "<prefix><base64url claims>.<base64url HMAC>" with claims {sub, sid, exp}.
+    std::string sign_claims(const std::string& prefix, const std::string& key,
+                            const std::string& account_id, const std::string& session_id,
+                            int64_t expires_s) const;
+    std::optional<Principal> check_claims(const std::string& token, const std::string& prefix,
+                                          const std::string& key);
+    std::string otpauth_uri(const std::string& email, const std::string& base32_secret) const;
     void log(DbTx& tx, const std::string& account_id, const std::string& event,
              const std::string& ip, const std::string& detail, int64_t now);
     // Checks a TOTP code (±1 step, never the same step twice) or consumes a backup code.
@@ -102,6 +135,7 @@ class Accounts {
     Clock clock_;
     ServerSecrets secrets_;
     AuthConfig config_;
+    std::string web_key_;  // derived_key("web-session")
     PasswordHasher hasher_;
 };
 

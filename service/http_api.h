@@ -13,13 +13,17 @@
 #include "service/accounts.h"
 #include "service/db.h"
 #include "service/ledger.h"
+#include "service/payments.h"
 #include "service/rate_limiter.h"
 
 namespace httplib {
 class Server;
-}
+struct Response;
+}  // namespace httplib
 
 namespace stemsphere::service {
+
+class FormErrors;
 
 struct ServerConfig {
     std::string host = "127.0.0.1";
@@ -55,13 +59,26 @@ class ApiServer {
     Accounts& accounts() { return *accounts_; }
 
   private:
+    // One per area, each in its own routes_*.cpp (payments here in http_api.cpp).
     void install_routes();
+    void install_account_routes();
+    void install_device_routes();
+    void install_ledger_routes();
+    void install_payment_routes();
+    void install_page_routes();  // routes_pages.cpp
+
+    struct PageContext;
+    void render(httplib::Response& res, const PageContext& ctx, const std::string& title,
+                int status, const std::string& body);
+    void render_account(httplib::Response& res, const PageContext& ctx, const std::string& notice,
+                        const FormErrors& errors, int status);
 
     Db& db_;
     ServerConfig config_;
     Clock clock_;
     std::unique_ptr<Ledger> ledger_;
     std::unique_ptr<Accounts> accounts_;
+    std::unique_ptr<Payments> payments_;
     std::unique_ptr<LeaseSigner> signer_;
     std::unique_ptr<httplib::Server> http_;
     RateLimiter signin_ip_, signin_account_, signup_ip_, lease_account_, device_ip_;

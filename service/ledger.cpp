@@ -808,4 +808,27 @@ std::vector<Discrepancy> Ledger::reconcile(int64_t grace_us) {
     return found;
 }
 
+Json::Value Ledger::transfers(const std::string& owner) {
+    Json::Value out(Json::arrayValue);
+    db_.read([&](DbTx& tx) {
+        for (const auto& r :
+             tx.query("SELECT t.id, t.debit_account, t.credit_account, t.amount, t.kind, t.code, "
+                      "t.created_at FROM ledger_transfer t JOIN grant_lot l ON l.id = "
+                      "t.debit_account OR l.id = t.credit_account WHERE l.owner = ? "
+                      "ORDER BY t.created_at, t.id",
+                      {owner})) {
+            Json::Value t;
+            t["transfer_id"] = r.text(0);
+            t["debit_account"] = r.text(1);
+            t["credit_account"] = r.text(2);
+            t["amount_mt"] = Json::Int64(r.integer(3));
+            t["kind"] = r.text(4);
+            t["code"] = r.text(5);
+            t["at"] = Json::Int64(to_seconds(r.integer(6)));
+            out.append(t);
+        }
+    });
+    return out;
+}
+
 }  // namespace stemsphere::service

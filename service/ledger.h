@@ -88,6 +88,8 @@ class Ledger {
     std::optional<Json::Value> lease(const std::string& owner, const std::string& lease_id);
     Json::Value usage(const std::string& owner, int64_t limit, int64_t before_us);
     Json::Value leases(const std::string& owner);  // every lease of the owner, oldest first
+    // Every transfer into or out of the owner's lots, oldest first (the user's data export).
+    Json::Value transfers(const std::string& owner);
 
     // Σ posted balances = 0, Σ pending debits = Σ pending credits, cached balances = fold of
     // transfers, no overdrawn lot, every pending resolved at most once, no open lease past its

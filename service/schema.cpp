@@ -207,7 +207,7 @@ std::string expand(std::string sql, Dialect dialect) {
 }  // namespace
 
 int latest_schema_version() {
-    return 1;
+    return 3;
 }
 
 void migrate(Db& db) {
@@ -237,6 +237,10 @@ void migrate(Db& db) {
                 for (const char* stmt : kV1PostgresTriggers) tx.exec(stmt);
             }
             tx.exec("INSERT INTO schema_version(version, applied_at) VALUES (1, 0)");
+        }
+        if (current < 3) {  // version 3: the language of pages and mail
+            tx.exec("ALTER TABLE account ADD COLUMN language TEXT NOT NULL DEFAULT 'en'");
+            tx.exec("INSERT INTO schema_version(version, applied_at) VALUES (3, 0)");
         }
     });
 }

@@ -47,7 +47,7 @@ make_user() { # $1 = base url, $2 = db url; prints the access token
   curl -s -H 'Content-Type: application/json' -X POST "$1/v1/accounts/verify" -d "{\"token\":\"$token\"}" >/dev/null
   curl -s -H 'Content-Type: application/json' -X POST "$1/v1/sessions" \
     -d "{\"email\":\"$email\",\"password\":\"$pw\"}" >"$work/session.json"
-  "$server" admin --db "$2" grant --account "$(json '["account_id"]' <"$work/signup.json")" \
+  "$server" admin --db "$2" grant --account "$(json '["account_id"]' <"$work/session.json")" \
     --amount 1000000000000 --category promo --id "bench-$RANDOM$RANDOM" >/dev/null
   echo "$email" >"$work/email"
   json '["access_token"]' <"$work/session.json"

@@ -128,7 +128,7 @@ class TestServer {
         up["email"] = email;
         up["name"] = "Test " + email;
         up["password"] = password;
-        const Reply created = post("/v1/accounts", up);
+        post("/v1/accounts", up);
         Json::Value verify;
         verify["token"] = mailed_token(email);
         post("/v1/accounts/verify", verify);
@@ -136,7 +136,7 @@ class TestServer {
         in["email"] = email;
         in["password"] = password;
         const Reply session = post("/v1/sessions", in);
-        return {created.body["account_id"].asString(), session.body["access_token"].asString(),
+        return {session.body["account_id"].asString(), session.body["access_token"].asString(),
                 session.body["refresh_token"].asString(), email, password};
     }
 
