@@ -260,13 +260,15 @@ def guitar_part(chords, tempo, seconds, rng):
 def render_guitar(events, table, root, seconds, rng, load):
     n = int(round(seconds * RATE))
     out = np.zeros(n)
-    for t, note, vel, art in events:
+    for event in events:
+        t, note, vel, art = event[:4]
+        hold = event[4] if len(event) > 4 else rng.uniform(0.6, 2.0)
         path, shift = pick_sample(table, art, note, vel, rng)
         s = load(os.path.join(root, path))
         if shift:
             s = sps.resample(s, max(8, int(len(s) / 2 ** (shift / 12))))
-        a = int(t * RATE)
-        m = min(len(s), n - a, int(RATE * rng.uniform(0.6, 2.0)))
+        a = max(0, int(t * RATE))
+        m = min(len(s), n - a, int(RATE * hold))
         if m <= 0:
             continue
         seg = s[:m] * (0.3 + 0.7 * vel / 127)
@@ -312,6 +314,7 @@ VOWELS = {  # F1..F4 (Hz) of sung vowels, an ordinary adult voice
     "a": (800, 1150, 2900, 3900), "e": (450, 1900, 2600, 3600), "i": (300, 2300, 3000, 3800),
     "o": (450, 800, 2830, 3800), "u": (325, 700, 2700, 3800), "ae": (650, 1700, 2500, 3500)}
 FORMANT_BW = (80, 90, 120, 150)
+FORMANT_LEVEL = (1.0, 0.7, 0.4, 0.3)
 
 
 def pitch_contour(notes, total, rng, vibrato=None):
@@ -343,9 +346,12 @@ def pitch_contour(notes, total, rng, vibrato=None):
 
 
 def _resonator(fc, bw):
+    """Two-pole resonator with unit gain at its centre (each formant's level is set apart)."""
     r = np.exp(-np.pi * bw / RATE)
     w = 2 * np.pi * fc / RATE
-    return [1 - r], [1, -2 * r * np.cos(w), r * r]
+    a = [1, -2 * r * np.cos(w), r * r]
+    peak = abs(1 / (a[0] + a[1] * np.exp(-1j * w) + a[2] * np.exp(-2j * w)))
+    return [1 / peak], a
 
 
 def vowel_voice(notes, total, rng, vibrato=None, breathiness=None):
@@ -354,7 +360,7 @@ def vowel_voice(notes, total, rng, vibrato=None, breathiness=None):
     f0, vib = pitch_contour(notes, total, rng, vibrato)
     phase = 2 * np.pi * np.cumsum(f0) / RATE
     src = np.zeros(total)
-    tilt = rng.uniform(1.1, 1.6)
+    tilt = rng.uniform(0.5, 1.0)  # glottal -12 dB/oct + lip radiation +6 dB/oct, give or take
     for k in range(1, 80):
         alive = f0 * k < 16000
         if not alive.any():
@@ -380,14 +386,15 @@ def vowel_voice(notes, total, rng, vibrato=None, breathiness=None):
         env[a:b] = np.maximum(env[a:b], e * rng.uniform(0.7, 1.0))
     smooth = sps.butter(1, 20, fs=RATE, output="sos")
     weights = sps.sosfiltfilt(smooth, weights, axis=1)
+    ring = rng.uniform(1.0, 2.5)  # the "singer's formant" around 3 kHz, stronger in some voices
     voice = np.zeros(total)
     for i, name in enumerate(names):
         if not weights[i].any():
             continue
         y = np.zeros(total)
-        for fc, bw in zip(VOWELS[name], FORMANT_BW):
+        for fc, bw, level in zip(VOWELS[name], FORMANT_BW, FORMANT_LEVEL):
             b, a = _resonator(fc * rng.uniform(0.95, 1.05), bw)
-            y += sps.lfilter(b, a, src) * (1.0 if fc < 1000 else 0.5)
+            y += sps.lfilter(b, a, src) * level * (ring if fc > 2500 else 1.0)
         voice += weights[i] * y
     voice *= env
     for t0, _, _ in notes:  # consonants: short noise bursts (sibilants feed the de-esser)
@@ -506,6 +513,8 @@ def vocal_chain(x, rng):
     x = compress(x, rng, ratio=(3, 6), attack=0.005, release=0.08)
     x = deess(x, rng)
     b, a = biquad_peak(rng.uniform(2500, 5000), rng.uniform(0, 4), 1.0)
+    x = sps.lfilter(b, a, x, axis=0)
+    b, a = biquad_peak(rng.uniform(9000, 12000), rng.uniform(0, 6), 0.7)  # "air"
     x = sps.lfilter(b, a, x, axis=0)
     if rng.random() < 0.5:  # slap delay: one filtered echo 70-140 ms
         d = int(rng.uniform(0.07, 0.14) * RATE)
@@ -716,6 +725,65 @@ def bass_line(chords, tempo, seconds, rng):
     return out
 
 
+def mma_parts(plan, rng, tmp):
+    """The song's accompaniment MIDI from MMA (generate.py: a train-split style, the song's
+    chords and the groove's tempo): the bass line rendered by FluidSynth and the notes of the
+    "other" tracks [(t, length, note, velocity)]. None when MMA or FluidSynth is missing."""
+    import generate as gen
+    fonts = [f for f in gen.SOUNDFONTS if os.path.exists(f)]
+    if not (shutil.which("mma") and shutil.which("fluidsynth") and fonts):
+        return None
+    import mido
+    while True:
+        style = gen.TRAIN_STYLES[rng.integers(len(gen.TRAIN_STYLES))]
+        grooves = gen.grooves_of(style)
+        if grooves:
+            break
+    mplan = {"tempo": int(round(plan["tempo"])), "bars": plan["bars"], "key": plan["key"],
+             "minor": plan["minor"], "progression": plan["progression"], "sevenths": False,
+             "verse_groove": grooves[rng.integers(len(grooves))],
+             "chorus_groove": grooves[rng.integers(len(grooves))],
+             "drum_source": "gm", "drum_kit": 0}
+    mma_file, mid = os.path.join(tmp, "song.mma"), os.path.join(tmp, "song.mid")
+    gen.write_mma(mplan, mma_file, int(rng.integers(1 << 30)))
+    subprocess.run(["mma", mma_file, "-f", mid], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    paths = gen.split_midi(mid, mplan, rng, tmp)
+    out = {"style": style, "groove": mplan["verse_groove"], "bass": None, "other_notes": []}
+    if "bass" in paths:
+        font = fonts[rng.integers(len(fonts))]
+        out["bass"] = gen.render_midi(paths["bass"], font, os.path.join(tmp, "bass.wav"))
+        out["bass_font"] = os.path.basename(font)
+    if "other" in paths:
+        t, active = 0.0, {}
+        for m in mido.MidiFile(paths["other"]):
+            t += m.time
+            if m.type == "note_on" and m.velocity > 0:
+                active[(m.channel, m.note)] = (t, m.velocity)
+            elif m.type in ("note_off", "note_on") and (m.channel, m.note) in active:
+                t0, vel = active.pop((m.channel, m.note))
+                out["other_notes"].append((t0, t - t0, m.note, vel))
+    return out
+
+
+def guitar_from_midi(notes, rng):
+    """The "other" MIDI notes played on the guitar: folded into its range (E2-E5), at most four
+    notes per onset (a chord voicing), picked or strummed (a few ms between strings)."""
+    by_onset = {}
+    for t, length, note, vel in sorted(notes):
+        by_onset.setdefault(round(t, 2), []).append((t, length, note, vel))
+    events = []
+    art = "staccato" if rng.random() < 0.3 else "twang"
+    for _, group in sorted(by_onset.items()):
+        folded = sorted({40 + (n - 40) % 24 if not 40 <= n <= 76 else n
+                         for _, _, n, _ in group})[:4]
+        t, length, _, vel = group[0]
+        spread = rng.uniform(0.004, 0.015) if len(folded) > 1 else 0.0
+        for k, n in enumerate(folded):
+            events.append((t + k * spread, n, vel, art, length + 0.05))
+    return events
+
+
 def make_song(index, args, src):
     name = f"{args.split}_real{index:05d}"
     out_dir = os.path.join(args.out, name)
@@ -742,21 +810,39 @@ def make_song(index, args, src):
     balance = draw_mic_balance(rng)
     drums = mix_mics(src.kit.render_mics(notes, seconds, rng), balance, seconds)
 
-    # other: guitar through an amp
+    tmp = tempfile.mkdtemp(prefix="stemsphere-real-")
+    try:
+        parts = mma_parts(plan, rng, tmp) if not args.no_mma else None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # other: guitar through an amp, playing the song's MIDI (or its own strum pattern)
     guitar = ("green", "black")[rng.integers(2)]
-    events = guitar_part(chords_per_bar, plan["tempo"], seconds, rng)
+    if parts and parts["other_notes"] and rng.random() < 0.7:
+        events = guitar_from_midi([n for n in parts["other_notes"] if n[0] < seconds], rng)
+        plan["guitar_part"] = "mma:" + parts["style"]
+    else:
+        events = guitar_part(chords_per_bar, plan["tempo"], seconds, rng)
+        plan["guitar_part"] = "strum"
     dry = render_guitar(events, src.guitars[guitar], src.guitar_root, seconds, rng, src.load)
     wet, amp_info = amp(dry, rng, src.load)
     other = pan(wet, rng.uniform(-0.6, 0.6))
     if rng.random() < 0.5:  # double-tracked rhythm guitar: a second take panned opposite
-        ev2 = [(t + rng.uniform(-0.01, 0.01), n, v, a) for t, n, v, a in events]
+        ev2 = [(e[0] + rng.uniform(-0.01, 0.01),) + tuple(e[1:]) for e in events]
         dry2 = render_guitar(ev2, src.guitars[guitar], src.guitar_root, seconds, rng, src.load)
         other = pan(wet, -0.7) + pan(amp(dry2, np.random.default_rng(song_seed + 1),
                                          src.load)[0], 0.7)
         amp_info["double"] = True
 
-    # bass
-    bass = pan(bass_line(chords_per_bar, plan["tempo"], seconds, rng), 0.0)
+    # bass: the MMA bass line through FluidSynth, else a plain synthesised one
+    if parts and parts["bass"] is not None:
+        bass = np.zeros((total, 2))
+        m = min(total, len(parts["bass"]))
+        bass[:m] = parts["bass"][:m]
+        plan["bass_source"] = "fluidsynth:" + parts["bass_font"]
+    else:
+        bass = pan(bass_line(chords_per_bar, plan["tempo"], seconds, rng), 0.0)
+        plan["bass_source"] = "synth"
 
     # vocals
     tmp = tempfile.mkdtemp(prefix="stemsphere-real-")
@@ -832,6 +918,8 @@ def main():
     ap.add_argument("--remix", type=int, default=0, help="cross-song remixes to add")
     ap.add_argument("--realvoice", action="store_true",
                     help="half the phrases from real speech (asterisk prompts) by Praat PSOLA")
+    ap.add_argument("--no-mma", action="store_true",
+                    help="own strum patterns and a synthesised bass instead of MMA + FluidSynth")
     ap.add_argument("--cache", default=os.environ.get("STEMSPHERE_REAL_CACHE", DEFAULT_CACHE))
     args = ap.parse_args()
     if args.seconds <= 0 or args.songs < 0:

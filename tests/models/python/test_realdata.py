@@ -234,7 +234,8 @@ def test_guitar_sample_pitch_matches_the_note_asked_for(sources):
 def test_generated_song_is_deterministic_and_sane(tmp_path, sources):
     import soundfile as sf
     args = type("A", (), {"out": str(tmp_path / "a"), "seed": 3, "seconds": 4.0,
-                          "split": "train", "realvoice": False})()
+                          "split": "train", "realvoice": False,
+                          "no_mma": False})()
     a = rd.make_song(0, args, sources)
     args.out = str(tmp_path / "b")
     b = rd.make_song(0, args, sources)
