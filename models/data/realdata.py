@@ -447,6 +447,14 @@ def speech_line(notes, f0, total, rng, tmp):
     import soundfile as sf
     t0, t1 = notes[0][0], notes[-1][1]
     x, sr = sf.read(files[rng.integers(len(files))], dtype="float64")
+    # About one syllable of speech per note (as generate.real_speech), from the spoken part.
+    voiced = np.nonzero(np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9))[0]
+    if len(voiced) < sr // 5:
+        return None
+    x = x[voiced[0]:voiced[-1]]
+    length = min(len(x), int(float(np.clip(0.28 * len(notes), 0.7, 3.0)) * sr))
+    start = int(rng.integers(0, len(x) - length + 1))
+    x = x[start:start + length]
     base = os.path.join(tmp, f"sp{rng.integers(1 << 30)}")
     sf.write(base + ".wav", x, sr)
     src_dur = len(x) / sr
@@ -868,7 +876,7 @@ def make_song(index, args, src):
         x = (stems[k] * gain).astype(np.float32)
         levels[k] = float(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12))
         src.sf.write(os.path.join(out_dir, f"{k}.flac"), x, RATE, subtype="PCM_16")
-    plan.update({"seconds": seconds, "drum_mics": balance["db"], "drum_width": balance["width"],
+    plan.update({"seconds": seconds, "phrases": phrases, "drum_mics": balance["db"], "drum_width": balance["width"],
                  "guitar": guitar, "amp": amp_info, "vocals": voc_info, "chain": chain,
                  "bus": bus, "levels_dbfs": levels, "seed": song_seed,
                  "sources": {f"github:{r}": c for r, c in src.commits.items()},
