@@ -436,14 +436,20 @@ def harmony_notes(notes, key, minor):
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def speech_files():
+    """The Asterisk prompts minus every one the evaluation's speech set plays."""
+    banned = {p for p in eval_paths() if p.startswith(ASTERISK)}
+    return tuple(sorted(f for f in glob.glob(os.path.join(ASTERISK, "*.wav"))
+                        if f not in banned))
+
+
 def speech_line(notes, f0, total, rng, tmp):
     """Real speech (asterisk prompts, minus the evaluation's files) put onto the contour by Praat
     PSOLA; None when Praat or the prompts are missing."""
     if not shutil.which("praat") or not os.path.isdir(ASTERISK):
         return None
-    banned = {os.path.basename(p) for p in eval_paths()}
-    files = sorted(f for f in glob.glob(os.path.join(ASTERISK, "*.wav"))
-                   if os.path.basename(f) not in banned)
+    files = speech_files()
     import soundfile as sf
     t0, t1 = notes[0][0], notes[-1][1]
     x, sr = sf.read(files[rng.integers(len(files))], dtype="float64")

@@ -267,3 +267,11 @@ def test_every_source_is_named_with_its_commit_and_credited():
         assert repo in credits, repo
     for name in ("MuldjordKit", "Groove MIDI", "Karoryfer", "guitarix", "Asterisk"):
         assert name in credits
+
+
+@pytest.mark.skipif(not os.path.isdir(rd.ASTERISK), reason="asterisk-core-sounds-en-wav missing")
+def test_real_speech_never_draws_the_evaluation_prompts():
+    files = set(rd.speech_files())
+    evaluated = {p for p in rd.eval_paths() if p.startswith(rd.ASTERISK)}
+    assert len(evaluated) >= 6 and len(files) > 100
+    assert not files & evaluated
