@@ -8,8 +8,8 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
   fluidsynth fluid-soundfont-gm timgm6mb-soundfont avldrums.lv2-soundfont mma python3-mido \
   espeak-ng praat python3-torch python3-numpy python3-scipy python3-soundfile \
   musescore-general-soundfont-small hydrogen-drumkits festvox-ru festival festlex-cmu \
-  festvox-us-slt-hts flite
+  festvox-us-slt-hts flite guitarix-common asterisk-core-sounds-en-wav
 dpkg-query -W fluidsynth fluid-soundfont-gm timgm6mb-soundfont avldrums.lv2-soundfont mma \
   espeak-ng praat python3-torch python3-numpy python3-scipy python3-soundfile \
   musescore-general-soundfont-small hydrogen-drumkits festvox-ru festival festlex-cmu \
-  festvox-us-slt-hts flite
+  festvox-us-slt-hts flite guitarix-common asterisk-core-sounds-en-wav

@@ -39,8 +39,9 @@ echo "== ctest (build/)"
 (cd build && ctest --output-on-failure -j2 --timeout 900) 2>&1 | tee /tmp/stemsphere-ctest.log
 count /tmp/stemsphere-ctest.log
 
-echo "== pytest (tests/eval/python: the real-music evaluation pipeline)"
+echo "== pytest (tests/eval/python: the real-music evaluation pipeline; tests/models/python: training data)"
 PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/eval/python \
+  tests/models/python \
   2>&1 | tee /tmp/stemsphere-pytest.log
 count_pytest /tmp/stemsphere-pytest.log "${PIPESTATUS[0]}"
 
