@@ -1,6 +1,8 @@
 // The Stemsphere bundle as a host sees it, through the project's lilv host: features, TTL,
 // reported latency vs measured impulse delay, mixture consistency, real-time safety (heap calls
 // counted inside run()), robustness to NaN/Inf and activate/deactivate, presets, state, bypass.
+// The scripted bundle is the plugin built with the scripted meter (tests/plugin/scripted_meter.cpp,
+// licensed unless a test says otherwise), so the metered neural modes run their networks here.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,7 +29,7 @@ std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}) {
     opts.sample_rate = rate;
     opts.max_block = kMaxBlock;
     std::string error;
-    auto host = PluginHost::create(STEMSPHERE_BUNDLE_DIR, kUri, opts, &error);
+    auto host = PluginHost::create(STEMSPHERE_SCRIPTED_BUNDLE_DIR, kUri, opts, &error);
     EXPECT_NE(host, nullptr) << error;
     return host;
 }

@@ -1,5 +1,7 @@
 #include "tools/render/render_options.h"
 
+#include "engine/quality_modes.h"
+
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -89,22 +91,21 @@ bool parse_place(const std::string& text, std::vector<ControlSetting>* controls,
     return true;
 }
 
-// "render" → --set quality="Render (neural)": the labels of the plugin's quality control.
+// "render" → --set quality="Render (neural)": the names and labels of engine/quality_modes.h.
 bool parse_quality(const std::string& text, std::vector<ControlSetting>* controls,
                    std::string* error) {
-    static const char* const kModes[][2] = {{"dsp", "Live (DSP)"},
-                                            {"live", "Live (neural)"},
-                                            {"studio", "Studio (neural)"},
-                                            {"render", "Render (neural)"}};
-    std::string name = text;  // any case: --quality Render works too
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    for (const auto& mode : kModes) {
-        if (name == mode[0]) {
-            controls->push_back({"quality", mode[1]});
-            return true;
-        }
+    if (const QualityModeInfo* mode = find_quality_mode(text)) {
+        controls->push_back({"quality", std::string(mode->label)});
+        return true;
     }
-    *error = "--quality " + text + ": expected dsp, live, studio or render";
+    std::string names;
+    for (const QualityModeInfo& m : kQualityModes) {
+        names += (names.empty()                         ? ""
+                  : m.mode == kQualityModes.back().mode ? " or "
+                                                        : ", ") +
+                 std::string(m.name);
+    }
+    *error = "--quality " + text + ": expected " + names;
     return false;
 }
 
