@@ -138,13 +138,16 @@ struct Uris {
     }
 };
 
-// True when every input sample of the block is zero: digital silence is never metered (a DAW
-// keeps running plugins on idle tracks, and a renderer flushes its latency with zeros).
-bool is_silent(const float* l, const float* r, uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i) {
-        if (l[i] != 0.0f || r[i] != 0.0f) return false;
-    }
-    return true;
+// Frames of the block from its first to its last non-silent frame: digital silence at a block's
+// edges is never metered (a DAW keeps running plugins on idle tracks, a renderer flushes its
+// latency with zeros), so an N-minute song is N minutes whatever the block grid.
+uint32_t sounding_frames(const float* l, const float* r, uint32_t n) {
+    uint32_t first = 0;
+    while (first < n && l[first] == 0.0f && r[first] == 0.0f) ++first;
+    if (first == n) return 0;
+    uint32_t last = n - 1;
+    while (l[last] == 0.0f && r[last] == 0.0f) --last;
+    return last - first + 1;
 }
 
 struct Stemsphere {
@@ -413,9 +416,10 @@ void run(LV2_Handle handle, uint32_t n) {
     }
     self->processor->set_dsp_fallback(metered && !licensed);
     self->processor->set_controls(self->read_controls());
-    const bool meter_block = metered && licensed && !is_silent(in_l, in_r, n);
+    // Counted before process(): hosts may process in place.
+    const uint32_t metered_frames = metered && licensed ? sounding_frames(in_l, in_r, n) : 0;
     self->processor->process(in_l, in_r, out, n);
-    if (meter_block) self->usage.add_frames(n);
+    if (metered_frames > 0) self->usage.add_frames(metered_frames);
 }
 
 void cleanup(LV2_Handle handle) {
