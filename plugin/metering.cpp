@@ -74,15 +74,21 @@ class Service {
 
   private:
     void loop() {
-        // Opening may read files and talk to the server: here, never in instantiate().
-        std::unique_ptr<client::Meter> meter = open_process_meter();
+        // Opened once an instance plays a metered mode (or has usage to record), here and never
+        // in instantiate(): opening may read files and talk to the server. A session that
+        // stays in the free mode never touches the account.
+        std::unique_ptr<client::Meter> meter;
         auto next_poll = Clock::now();
         auto last_record = Clock::now();
         std::unique_lock lock(mutex_);
         bool flowing = false;
         while (true) {
             uint64_t drained = 0;
-            for (const Registration& r : instances_) drained += r.channel->drain();
+            bool wanted = false;
+            for (const Registration& r : instances_) {
+                drained += r.channel->drain();
+                wanted = wanted || r.channel->wanted();
+            }
             pending_ms_ += drained;
             const bool stopping = stop_;
             const auto now = Clock::now();
@@ -91,25 +97,29 @@ class Service {
             const uint64_t to_record = record ? std::exchange(pending_ms_, 0) : 0;
             lock.unlock();
             // The Meter may block on disk or network: never with the registry locked.
+            if (!meter && (wanted || to_record > 0)) meter = open_process_meter();
             if (to_record > 0) {
                 meter->record_usage(to_record);
                 last_record = now;
             }
             if (stopping) {
-                meter->shutdown();
+                if (meter) meter->shutdown();  // settles, voids what is left
                 return;
             }
-            if (now >= next_poll) {
+            if (meter && now >= next_poll) {
                 const auto wait = meter->poll();
                 next_poll = Clock::now() + std::max(wait, std::chrono::milliseconds(0));
             }
             lock.lock();
             const uint64_t unrecorded = pending_ms_;
             lock.unlock();
-            publish(*meter, unrecorded);
+            if (meter) publish(*meter, unrecorded);
             lock.lock();
+            // Fast while metered audio flows or a metered mode waits for a lease (so the fade
+            // either way follows within one wake-up); once a second otherwise.
             const bool was_flowing = std::exchange(flowing, drained > 0);
-            wake_.wait_for(lock, flowing || was_flowing ? kWake : kIdleWake,
+            const bool waiting = wanted && !g_licensed.load(std::memory_order_relaxed);
+            wake_.wait_for(lock, flowing || was_flowing || waiting ? kWake : kIdleWake,
                            [this] { return stop_; });
         }
     }
@@ -177,6 +187,16 @@ void UsageChannel::add_frames(uint32_t frames) {
     ring_[head % kCapacity].store(entry, std::memory_order_relaxed);
     head_.store(head + 1, std::memory_order_release);
     unpushed_ms_ -= entry;
+}
+
+void UsageChannel::set_wanted(bool wanted) {
+    if (wanted == wanted_local_) return;
+    wanted_local_ = wanted;
+    wanted_.store(wanted, std::memory_order_relaxed);
+}
+
+bool UsageChannel::wanted() const {
+    return wanted_.load(std::memory_order_relaxed);
 }
 
 bool UsageChannel::licensed() const {

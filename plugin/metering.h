@@ -28,12 +28,17 @@ class UsageChannel {
 
     // Audio thread: `frames` were processed in a metered mode.
     void add_frames(uint32_t frames);
+    // Audio thread: this instance runs a metered mode (the client thread opens the meter for the
+    // first such instance; until then nothing touches the account).
+    void set_wanted(bool wanted);
     // Audio thread: may metered modes run? (Published by the client thread.)
     bool licensed() const;
     // Audio thread: kStatusChecking before the client thread's first answer, else the
     // client::LicenceState value.
     float state() const;
 
+    // Client thread.
+    bool wanted() const;
     // Client thread: milliseconds pushed since the last call.
     uint64_t drain();
     // When no run() can follow (cleanup): whole milliseconds still held by the audio side.
@@ -47,6 +52,8 @@ class UsageChannel {
     uint64_t rate_;                  // integer sample rate (Hz)
     uint64_t milli_frames_ = 0;      // audio side: frames × 1000 not yet pushed as whole ms
     uint64_t unpushed_ms_ = 0;       // audio side: whole ms waiting for ring space
+    bool wanted_local_ = false;      // audio side: last value stored in wanted_
+    std::atomic<bool> wanted_{false};
 };
 
 // The process-wide client thread. acquire() registers an instance (starting the thread for the

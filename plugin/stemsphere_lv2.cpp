@@ -410,6 +410,7 @@ void run(LV2_Handle handle, uint32_t n) {
     // Metering: two atomic loads, and a ring push when a metered mode really ran.
     const bool metered = stemsphere::quality_mode_info(self->active_mode).metered;
     const bool licensed = self->usage.licensed();
+    self->usage.set_wanted(metered);
     if (float* status = self->port_as<float>(kStatus)) {
         *status = metered ? self->usage.state()
                           : static_cast<float>(stemsphere::client::LicenceState::free_mode);

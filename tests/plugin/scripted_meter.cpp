@@ -8,7 +8,7 @@
 //                  offline grace)
 //   balance_ms=N   once N ms have been recorded: state exhausted, not licensed; before that
 //                  status().covered_ms is what is left
-// Each record_usage() rewrites <file>.used with "used_ms=TOTAL records=COUNT". Without the
+// Opening writes <file>.opened. Each record_usage() rewrites <file>.used with "used_ms=TOTAL records=COUNT". Without the
 // variable the meter is active and licensed for ever.
 #include <algorithm>
 #include <chrono>
@@ -90,6 +90,7 @@ class ScriptedMeter final : public client::Meter {
 
 std::unique_ptr<client::Meter> open_process_meter() {
     const char* path = std::getenv("STEMSPHERE_SCRIPTED_METER");
+    if (path != nullptr) std::ofstream(std::string(path) + ".opened") << "opened\n";
     return std::make_unique<ScriptedMeter>(path != nullptr ? path : "");
 }
 

@@ -53,6 +53,7 @@ class MeterScript {
         fs::rename(tmp, path_);  // the client thread never reads half a file
     }
     // Milliseconds the plugin has recorded so far (0 before the first record).
+    bool opened() const { return fs::exists(path_ + ".opened"); }
     long long used_ms() const {
         std::ifstream in(path_ + ".used");
         std::string word;
@@ -229,6 +230,22 @@ TEST(PluginMetering, RecordsExactlyTheMeteredAudioOfAllInstancesOnOneThread) {
     free_one.reset();
     EXPECT_EQ(script.used_ms(), 10000);
     EXPECT_EQ(thread_count(), threads_before) << "the last instance stops the client thread";
+}
+
+// A session that only plays the free mode never opens the meter (no account, file or network
+// access), and says "Free mode".
+TEST(PluginMetering, TheFreeModeNeverOpensTheMeter) {
+    MeterScript script;
+    script.write("state=1\n");
+    const double rate = 48000;
+    auto host = make_host(STEMSPHERE_SCRIPTED_BUNDLE_DIR, rate, kLiveDsp);
+    EXPECT_EQ(settle(*host), static_cast<float>(LicenceState::free_mode));
+    const auto song = music(static_cast<size_t>(rate), rate, 7);
+    play(*host, song, song, 256);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // > one idle wake-up
+    host.reset();
+    EXPECT_FALSE(script.opened());
+    EXPECT_EQ(script.used_ms(), 0);
 }
 
 // run() makes no heap call with metering on: metered modes, usage pushed every block, the

@@ -28,6 +28,12 @@ Options:
   --quality MODE       separation back end: dsp (Live (DSP), the default), live (Live (neural)),
                        studio (Studio (neural)) or render (Render (neural): the most context,
                        the best offline quality); short for --set quality=...
+                       The neural modes are metered: they spend tokens of the account signed
+                       in with stemsphere-account (per minute of audio, silence is free). The
+                       tokens are shown before (estimate) and after (settled).
+  --offline-ok         when a metered mode cannot be leased (signed out, no balance, server
+                       unreachable without a lease), render in Live (DSP) and say so,
+                       instead of failing before rendering
   --place STEM=AZ[,EL[,DIST[,WIDTH]]]
                        place a stem (vocals, drums, bass, other) in the binaural mix: azimuth
                        and elevation in degrees (+90 = left), distance in metres, width in
@@ -40,7 +46,8 @@ Options:
   --help               this text
 
 Exit status: 0 all inputs rendered, 1 an input failed (the others are still rendered),
-2 bad usage (unknown option, control, value or preset; plugin not found).
+2 bad usage (unknown option, control, value or preset; plugin not found), 3 a metered mode
+cannot be leased (nothing rendered; see --offline-ok).
 )";
 }
 
@@ -140,6 +147,8 @@ bool parse_arguments(const std::vector<std::string>& args, RenderSettings* setti
             settings->help = true;
         } else if (name == "--quiet" || name == "-q") {
             settings->quiet = true;
+        } else if (name == "--offline-ok") {
+            settings->offline_ok = true;
         } else if (name == "--list") {
             settings->list = true;
         } else if (name == "--out" || name == "-o") {
