@@ -143,7 +143,7 @@ class Service {
         last_message_ =
             "Stemsphere licence: " + std::string(kStatusLabels[static_cast<size_t>(state + 1)]) +
             (status.message.empty() ? "" : ": " + status.message) +
-            (licensed ? "" : " (metered modes play Live (DSP))");
+            (licensed ? "" : "; metered modes play Live (DSP)");
         for (const Registration& r : instances_) log_state(r.logger, last_message_);
     }
 

@@ -12,7 +12,7 @@ struct Balance {
     bool ok = false;
     std::string error;  // why not (signed out, offline, ...) when !ok
     int64_t available_mt = 0;
-    int64_t held_mt = 0;                   // in open leases (this process's included)
+    int64_t held_mt = 0;                  // in open leases (this process's included)
     int64_t milli_tokens_per_minute = 0;  // the price
     int64_t total_mt() const { return available_mt + held_mt; }
 };
