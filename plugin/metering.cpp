@@ -106,7 +106,9 @@ class Service {
                 if (meter) meter->shutdown();  // settles, voids what is left
                 return;
             }
-            if (meter && now >= next_poll) {
+            // Polled when it asks to be, and after each record: a lease half used is renewed, a
+            // used-up one replaced (or found exhausted) without waiting for the idle poll.
+            if (meter && (now >= next_poll || to_record > 0)) {
                 const auto wait = meter->poll();
                 next_poll = Clock::now() + std::max(wait, std::chrono::milliseconds(0));
             }
@@ -137,9 +139,12 @@ class Service {
         g_state.store(static_cast<float>(status.state), std::memory_order_release);
         std::lock_guard lock(mutex_);
         const int state = static_cast<int>(status.state);
-        if (known_ && state == last_state_ && status.message == last_message_) return;
+        // Logged when what the user hears or sees changes (state or licence), not on every
+        // new figure in the message.
+        if (known_ && state == last_state_ && licensed == last_licensed_) return;
         known_ = true;
         last_state_ = state;
+        last_licensed_ = licensed;
         last_message_ =
             "Stemsphere licence: " + std::string(kStatusLabels[static_cast<size_t>(state + 1)]) +
             (status.message.empty() ? "" : ": " + status.message) +
@@ -160,6 +165,7 @@ class Service {
     uint64_t pending_ms_ = 0;  // drained, not yet recorded
     bool known_ = false;
     int last_state_ = -1;
+    bool last_licensed_ = false;
     std::string last_message_;
 };
 
