@@ -8,8 +8,8 @@
 //                  offline grace)
 //   balance_ms=N   once N ms have been recorded: state exhausted, not licensed; before that
 //                  status().covered_ms is what is left
-// Opening writes <file>.opened. Each record_usage() rewrites <file>.used with "used_ms=TOTAL records=COUNT". Without the
-// variable the meter is active and licensed for ever.
+// Opening writes <file>.opened; each record_usage() rewrites <file>.used with
+// "used_ms=TOTAL records=COUNT". Without the variable the meter is active and licensed for ever.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/mask_estimator.h"
 #include "tests/host/heap_counter.h"
 #include "tools/lv2host/plugin_host.h"
 
@@ -23,7 +24,7 @@ using stemsphere::host::PluginHost;
 
 constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
 constexpr uint32_t kMaxBlock = 4096;
-const char* const kStems[] = {"vocals", "drums", "bass", "other"};
+const auto& kStems = stemsphere::kStemNames;  // the engine's stem order, also the ports'.
 
 std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}) {
     opts.sample_rate = rate;
