@@ -46,6 +46,10 @@ class Service {
         std::unique_lock lock(mutex_);
         instances_.push_back({channel, logger});
         if (instances_.size() == 1) {
+            // The previous thread may still be finishing (the last cleanup() of another
+            // instance just asked it to stop): one thread at a time.
+            stopped_.wait(lock, [this] { return !running_; });
+            running_ = true;
             stop_ = false;
             known_ = false;
             last_state_ = -1;
@@ -104,6 +108,11 @@ class Service {
             }
             if (stopping) {
                 if (meter) meter->shutdown();  // settles, voids what is left
+                {
+                    std::lock_guard done(mutex_);
+                    running_ = false;
+                }
+                stopped_.notify_all();
                 return;
             }
             // Polled when it asks to be, and after each record: a lease half used is renewed, a
@@ -159,6 +168,8 @@ class Service {
 
     std::mutex mutex_;
     std::condition_variable wake_;
+    std::condition_variable stopped_;
+    bool running_ = false;  // a client thread exists and has not finished
     std::vector<Registration> instances_;
     std::thread thread_;
     bool stop_ = false;
