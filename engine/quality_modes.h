@@ -45,7 +45,13 @@ struct QualityModeInfo {
     // songs and real music (docs/models.md §6).
     std::array<QualityMode, 2> also_averages;
     size_t also_averages_count;
-    bool metered;  // spends tokens per minute of processed audio (the "pro" modes)
+    // A "pro" mode: built to spend tokens per minute of processed audio (its processor can
+    // cross-fade to Live (DSP) when no lease covers it).
+    bool metered;
+    // Sold today: a pro mode spends tokens only once it beats Live (DSP) on the test split of
+    // the real-music evaluation (bench/quality/split.json, docs/eval.md), with the confidence
+    // interval of the paired difference above 0. Until then it plays free (status "Free mode").
+    bool sold;
     ModeStatus status;
 };
 
@@ -61,6 +67,7 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      {},
      0,
      false,
+     false,
      ModeStatus::kDefault},
     {QualityMode::kLiveNeural,
      "live",
@@ -71,6 +78,7 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      {},
      0,
      true,
+     false,
      ModeStatus::kShipped},
     {QualityMode::kStudio,
      "studio",
@@ -81,6 +89,7 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      {QualityMode::kLiveNeural},
      1,
      true,
+     false,
      ModeStatus::kShipped},
     {QualityMode::kRender,
      "render",
@@ -91,9 +100,20 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      {QualityMode::kStudio, QualityMode::kLiveNeural},
      2,
      true,
+     false,
      ModeStatus::kOffline},
 }};
 inline constexpr uint32_t kQualityModeCount = static_cast<uint32_t>(kQualityModes.size());
+
+// The environment variable that meters the pro modes that are not sold yet, as if they were:
+// for the metering tests and a staging server. Read off the audio thread (plugin instantiate).
+inline constexpr const char* kMeterUnsoldModesEnv = "STEMSPHERE_METER_UNSOLD_MODES";
+
+// Whether `info` spends tokens in this process: a sold pro mode, or any pro mode when unsold ones
+// are metered on request.
+constexpr bool spends_tokens(const QualityModeInfo& info, bool meter_unsold) {
+    return info.metered && (info.sold || meter_unsold);
+}
 
 constexpr const QualityModeInfo& quality_mode_info(QualityMode mode) {
     return kQualityModes[static_cast<size_t>(mode)];

@@ -162,6 +162,9 @@ struct Stemsphere {
     const LV2_Worker_Schedule* schedule = nullptr;
     stemsphere::plugin::UsageChannel usage;  // metered milliseconds → the client thread
     bool metering = false;                   // registered with the MeteringService
+    // Pro modes that are not sold yet are metered anyway (engine/quality_modes.h); read once
+    // in instantiate(), never in run().
+    bool meter_unsold = false;
     std::unique_ptr<stemsphere::Processor> processor;
     stemsphere::QualityMode active_mode = stemsphere::QualityMode::kLiveDsp;     // of `processor`
     stemsphere::QualityMode requested_mode = stemsphere::QualityMode::kLiveDsp;  // last asked for
@@ -206,9 +209,15 @@ struct Stemsphere {
             static_cast<uint32_t>(std::lround(control(kQuality))));
     }
 
-    // A metered mode plays Live (DSP) while no lease covers it (same latency, cross-faded).
+    // Does `mode` spend tokens in this instance?
+    bool spends_tokens(stemsphere::QualityMode mode) const {
+        return stemsphere::spends_tokens(stemsphere::quality_mode_info(mode), meter_unsold);
+    }
+
+    // A mode that spends tokens plays Live (DSP) while no lease covers it (same latency,
+    // cross-faded).
     bool needs_fallback(stemsphere::QualityMode mode) const {
-        return stemsphere::quality_mode_info(mode).metered && !usage.licensed();
+        return spends_tokens(mode) && !usage.licensed();
     }
 
     // Off the audio thread: a processor for `mode`, or nullptr (logged; the caller keeps the
@@ -289,6 +298,8 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
         self->logger = logger;
         self->schedule = schedule;
         self->models_dir = std::string(bundle_path != nullptr ? bundle_path : ".") + "/models";
+        const char* meter_unsold = std::getenv(stemsphere::kMeterUnsoldModesEnv);
+        self->meter_unsold = meter_unsold != nullptr && std::string(meter_unsold) == "1";
         lv2_atom_forge_init(&self->forge, const_cast<LV2_URID_Map*>(map));
         self->processor = stemsphere::Processor::with_dsp_backend(rate);
         // The default set is loaded here (not in run()); a missing file leaves binaural off.
@@ -408,7 +419,7 @@ void run(LV2_Handle handle, uint32_t n) {
     float* out[kOutputChannels];
     for (uint32_t c = 0; c < kOutputChannels; ++c) out[c] = self->port_as<float>(kOutFirst + c);
     // Metering: two atomic loads, and a ring push when a metered mode really ran.
-    const bool metered = stemsphere::quality_mode_info(self->active_mode).metered;
+    const bool metered = self->spends_tokens(self->active_mode);
     const bool licensed = self->usage.licensed();
     self->usage.set_wanted(metered);
     if (float* status = self->port_as<float>(kStatus)) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "client/meter.h"
+#include "engine/quality_modes.h"
 #include "tests/host/heap_counter.h"
 #include "tools/lv2host/plugin_host.h"
 
@@ -246,6 +247,41 @@ TEST(PluginMetering, TheFreeModeNeverOpensTheMeter) {
     host.reset();
     EXPECT_FALSE(script.opened());
     EXPECT_EQ(script.used_ms(), 0);
+}
+
+// Issue 11's rule: a pro mode that does not beat Live (DSP) on the test split is not sold
+// (engine/quality_modes.h). Without $STEMSPHERE_METER_UNSOLD_MODES (which the other tests set
+// through ctest), every unsold neural mode plays its networks free: status "Free mode", the
+// meter never opened, nothing recorded, and no fade to DSP.
+TEST(PluginMetering, UnsoldProModesPlayFreeAndAreNeverMetered) {
+    const char* was = std::getenv(stemsphere::kMeterUnsoldModesEnv);
+    const std::string saved = was != nullptr ? was : "";
+    unsetenv(stemsphere::kMeterUnsoldModesEnv);
+    MeterScript script;
+    script.write("state=4\n");  // exhausted: a metered mode would fall back to DSP
+    const double rate = 48000;
+    for (const auto& info : stemsphere::kQualityModes) {
+        if (!info.metered || info.sold) continue;
+        auto host = make_host(STEMSPHERE_SCRIPTED_BUNDLE_DIR, rate,
+                              static_cast<float>(static_cast<uint32_t>(info.mode)));
+        ASSERT_NE(host, nullptr);
+        EXPECT_EQ(settle(*host), static_cast<float>(LicenceState::free_mode)) << info.label;
+        const auto song = music(static_cast<size_t>(rate), rate, 9);
+        const Outputs net = play(*host, song, song, 256);
+        // The networks play: the output differs from the DSP back end's on the same input.
+        auto dsp = make_host(STEMSPHERE_SCRIPTED_BUNDLE_DIR, rate, kLiveDsp);
+        settle(*dsp);
+        const Outputs ref = play(*dsp, song, song, 256);
+        double diff = 0.0;
+        for (size_t i = 0; i < song.size(); ++i) {
+            diff = std::max(diff, static_cast<double>(std::fabs(net.ch[2][i] - ref.ch[2][i])));
+        }
+        EXPECT_GT(diff, 1e-3) << info.label << " played the DSP back end";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // > one idle wake-up
+    EXPECT_FALSE(script.opened());
+    EXPECT_EQ(script.used_ms(), 0);
+    if (!saved.empty()) setenv(stemsphere::kMeterUnsoldModesEnv, saved.c_str(), 1);
 }
 
 // run() makes no heap call with metering on: metered modes, usage pushed every block, the

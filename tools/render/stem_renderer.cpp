@@ -127,6 +127,9 @@ void report_plugin_log(const PluginHost& plugin, const std::string& input, bool 
     }
 }
 
+// The `status` port's "Free mode" value (client::LicenceState::free_mode).
+constexpr float kFreeModeStatus = 5.0f;
+
 // Runs blocks of silence (never metered) until the plugin's metering client has answered:
 // `status` leaves -1 ("Checking"). False when it did not within `timeout_s`.
 bool wait_for_licence_answer(PluginHost& plugin, uint32_t block, double timeout_s) {
@@ -148,7 +151,7 @@ bool wait_for_licence_answer(PluginHost& plugin, uint32_t block, double timeout_
 
 bool is_metered_and_uncovered(float status) {
     const bool covered = status >= 1.0f && status <= 3.0f;
-    const bool free_mode = status == 5.0f;
+    const bool free_mode = status == kFreeModeStatus;
     return !covered && !free_mode;
 }
 
@@ -171,13 +174,16 @@ bool check_licence(const RenderSettings& settings, const std::string& bundle, do
         return true;
     }
     const QualityModeInfo& mode = quality_mode_info(static_cast<QualityMode>(quality));
-    check->metered = mode.metered;
     check->mode = std::string(mode.label);
-    if (check->metered) {
+    if (mode.metered) {
         plugin->activate();
         wait_for_licence_answer(*plugin, settings.block, timeout_s);
         plugin->deactivate();
         check->status = plugin->control("status");
+        // A pro mode that is not sold yet plays free (engine/quality_modes.h): the plugin says so.
+        check->metered = check->status != kFreeModeStatus;
+    }
+    if (check->metered) {
         for (const auto& [value, label] : status_info->scale_points) {
             if (value == check->status) check->status_label = label;
         }
