@@ -95,6 +95,13 @@ std::vector<std::string> quality_mode_model_files(QualityMode mode) {
     return {};
 }
 
+StemChoice quality_mode_stem_choice(QualityMode mode) {
+    // TABLE PLACEHOLDER
+    StemChoice c;
+    (void)mode;
+    return c;
+}
+
 namespace {
 // The mode a model file was trained for: the mode that lists it first.
 QualityMode trained_for(const std::string& file) {
@@ -147,8 +154,9 @@ std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mod
         models.push_back(std::move(model));
     }
     try {
-        return std::make_unique<Processor>(sample_rate,
-                                           make_ensemble_estimator(std::move(models), format));
+        return std::make_unique<Processor>(
+            sample_rate,
+            make_mode_estimator(std::move(models), format, quality_mode_stem_choice(mode)));
     } catch (const std::exception& e) {
         *error = std::string(quality_mode_name(mode)) + ": " + e.what();
         return nullptr;
