@@ -16,6 +16,7 @@ StemChoiceEstimator::StemChoiceEstimator(std::unique_ptr<MaskEstimator> network,
     assert(dsp_->lookahead_frames() <= lookahead_);
     for (float& w : choice_.network_weight) w = std::clamp(w, 0.0f, 1.0f);
     choice_.vocal_agreement = std::clamp(choice_.vocal_agreement, 0.0f, 1.0f);
+    choice_.vocal_expand_below = std::clamp(choice_.vocal_expand_below, 0.0f, 1.0f);
     delay_ = lookahead_ - dsp_->lookahead_frames();
     // Until the DSP's first frame leaves the delay, an even split stands in (any valid masks).
     ring_.assign((delay_ + 1) * kStemCount * bins_, 1.0f / static_cast<float>(kStemCount));
@@ -39,6 +40,7 @@ void StemChoiceEstimator::estimate(const std::complex<float>* left,
     constexpr float kTiny = 1e-12f;
     const auto& w = choice_.network_weight;
     const float a = choice_.vocal_agreement;
+    const float t = choice_.vocal_expand_below;
     constexpr size_t v = static_cast<size_t>(Stem::kVocals);
     for (size_t k = 0; k < bins_; ++k) {
         float m[kStemCount];
@@ -55,10 +57,15 @@ void StemChoiceEstimator::estimate(const std::complex<float>* left,
         } else {
             for (float& x : m) x = 1.0f / static_cast<float>(kStemCount);
         }
+        float vocal = m[v];
         if (a > 0.0f) {
             const float agreed = std::min(masks[v * bins_ + k], dsp[v * bins_ + k]);
-            const float vocal = std::min(m[v], (1.0f - a) * m[v] + a * agreed);
-            const float rest = 1.0f - m[v];  // what the other stems hold now
+            vocal = std::min(vocal, (1.0f - a) * vocal + a * agreed);
+        }
+        if (vocal < t) vocal = vocal * vocal / t;
+        if (vocal < m[v]) {
+            // The other stems take what the voice gave up, in proportion to their masks.
+            const float rest = 1.0f - m[v];
             const float grow = rest > kTiny ? (1.0f - vocal) / rest : 0.0f;
             for (size_t s = 0; s < kStemCount; ++s) m[s] = s == v ? vocal : m[s] * grow;
             if (rest <= kTiny) m[static_cast<size_t>(Stem::kOther)] = 1.0f - vocal;

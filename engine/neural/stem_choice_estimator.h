@@ -23,12 +23,15 @@ struct StemChoice {
     std::array<float, kStemCount> network_weight{1.0f, 1.0f, 1.0f, 1.0f};
     // In [0, 1]: how far the vocal mask moves from the blend towards min(network, DSP).
     float vocal_agreement = 0.0f;
+    // A vocal mask below this is taken as doubt and pushed down further (v → v²/t, a downward
+    // expander; 0 = off): weak, scattered voice estimates are what an instrumental leaks.
+    float vocal_expand_below = 0.0f;
 
     bool is_network_only() const {
         for (float w : network_weight) {
             if (w != 1.0f) return false;
         }
-        return vocal_agreement == 0.0f;
+        return vocal_agreement == 0.0f && vocal_expand_below == 0.0f;
     }
 };
 
