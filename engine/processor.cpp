@@ -96,9 +96,26 @@ std::vector<std::string> quality_mode_model_files(QualityMode mode) {
 }
 
 StemChoice quality_mode_stem_choice(QualityMode mode) {
-    // TABLE PLACEHOLDER
+    // Chosen on the dev split only (bench/quality/split.json; figures in docs/models.md §7).
+    // Per stem, network (1) or DSP (0): the networks beat the DSP back end on every stem there
+    // (real vocals, real drums alone, real guitar alone, the Frets-on-Fire guitar/rest SDR);
+    // taking bass from DSP cut the guitar sent to bass but lowered the Frets-on-Fire SDR, so
+    // bass stays with the networks too. Doubt: a vocal mask under 0.3 is pushed down (the
+    // instrumentals' leakage is made of such masks), and Studio/Render lean 30 % of the way to
+    // the smaller of network and DSP voice; for Live that cost 0.3 dB on the real vocal clip.
     StemChoice c;
-    (void)mode;
+    switch (mode) {
+        case QualityMode::kLiveNeural:
+            c.vocal_expand_below = 0.3f;
+            break;
+        case QualityMode::kStudio:
+        case QualityMode::kRender:
+            c.vocal_agreement = 0.3f;
+            c.vocal_expand_below = 0.3f;
+            break;
+        case QualityMode::kLiveDsp:
+            break;
+    }
     return c;
 }
 

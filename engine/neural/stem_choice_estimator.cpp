@@ -13,10 +13,11 @@ StemChoiceEstimator::StemChoiceEstimator(std::unique_ptr<MaskEstimator> network,
       bins_(bins),
       choice_(choice),
       lookahead_(network_->lookahead_frames()) {
-    assert(dsp_->lookahead_frames() <= lookahead_);
     for (float& w : choice_.network_weight) w = std::clamp(w, 0.0f, 1.0f);
     choice_.vocal_agreement = std::clamp(choice_.vocal_agreement, 0.0f, 1.0f);
     choice_.vocal_expand_below = std::clamp(choice_.vocal_expand_below, 0.0f, 1.0f);
+    if (!dsp_) return;  // the choice reads only the network's masks
+    assert(dsp_->lookahead_frames() <= lookahead_);
     delay_ = lookahead_ - dsp_->lookahead_frames();
     // Until the DSP's first frame leaves the delay, an even split stands in (any valid masks).
     ring_.assign((delay_ + 1) * kStemCount * bins_, 1.0f / static_cast<float>(kStemCount));
@@ -24,7 +25,7 @@ StemChoiceEstimator::StemChoiceEstimator(std::unique_ptr<MaskEstimator> network,
 
 void StemChoiceEstimator::reset() {
     network_->reset();
-    dsp_->reset();
+    if (dsp_) dsp_->reset();
     std::fill(ring_.begin(), ring_.end(), 1.0f / static_cast<float>(kStemCount));
     ring_pos_ = 0;
 }
@@ -32,10 +33,15 @@ void StemChoiceEstimator::reset() {
 void StemChoiceEstimator::estimate(const std::complex<float>* left,
                                    const std::complex<float>* right, float* masks) {
     const size_t frame = kStemCount * bins_;
-    dsp_->estimate(left, right, ring_.data() + ring_pos_ * frame);
-    ring_pos_ = (ring_pos_ + 1) % (delay_ + 1);  // the oldest slot is the one written next
-    const float* dsp = ring_.data() + ring_pos_ * frame;
     network_->estimate(left, right, masks);
+    // Without a DSP back end the network stands in for it (each bin is read before it is
+    // written below).
+    const float* dsp = masks;
+    if (dsp_) {
+        dsp_->estimate(left, right, ring_.data() + ring_pos_ * frame);
+        ring_pos_ = (ring_pos_ + 1) % (delay_ + 1);  // the oldest slot is the one written next
+        dsp = ring_.data() + ring_pos_ * frame;
+    }
 
     constexpr float kTiny = 1e-12f;
     const auto& w = choice_.network_weight;

@@ -27,6 +27,13 @@ struct StemChoice {
     // expander; 0 = off): weak, scattered voice estimates are what an instrumental leaks.
     float vocal_expand_below = 0.0f;
 
+    // Whether the choice reads the DSP back end's masks at all.
+    bool needs_dsp() const {
+        for (float w : network_weight) {
+            if (w != 1.0f) return true;
+        }
+        return vocal_agreement != 0.0f;
+    }
     bool is_network_only() const {
         for (float w : network_weight) {
             if (w != 1.0f) return false;
@@ -37,7 +44,8 @@ struct StemChoice {
 
 class StemChoiceEstimator final : public MaskEstimator {
   public:
-    // dsp->lookahead_frames() <= network->lookahead_frames().
+    // dsp->lookahead_frames() <= network->lookahead_frames(); dsp may be null when
+    // !choice.needs_dsp() (no DSP back end runs then).
     StemChoiceEstimator(std::unique_ptr<MaskEstimator> network, std::unique_ptr<MaskEstimator> dsp,
                         size_t bins, const StemChoice& choice);
 
@@ -51,7 +59,7 @@ class StemChoiceEstimator final : public MaskEstimator {
     size_t bins_;
     StemChoice choice_;
     size_t lookahead_;
-    size_t delay_;             // frames the DSP masks wait
+    size_t delay_ = 0;         // frames the DSP masks wait
     std::vector<float> ring_;  // (delay_ + 1) × kStemCount × bins of DSP masks
     size_t ring_pos_ = 0;
 };

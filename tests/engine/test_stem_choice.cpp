@@ -112,6 +112,30 @@ TEST(StemChoiceEstimator, VocalAgreementTakesTheSmallerVoiceAndHandsTheRestOn) {
     EXPECT_NEAR(m[0], 0.05f, 1e-6f);
 }
 
+TEST(StemChoiceEstimator, ExpanderPushesDoubtfulVoiceDownWithoutADspBackEnd) {
+    const size_t bins = 2;
+    StemChoice choice;
+    choice.vocal_expand_below = 0.3f;
+    ASSERT_FALSE(choice.needs_dsp());
+    std::vector<std::complex<float>> spec(bins);
+    std::vector<float> m(kStemCount * bins);
+    // A doubtful voice (0.15 < 0.3) halves (0.15² / 0.3); the others share what it gave up.
+    StemChoiceEstimator doubtful(
+        std::make_unique<FixedEstimator>(bins, 2, std::array<float, 4>{0.15f, 0.45f, 0.2f, 0.2f}),
+        nullptr, bins, choice);
+    EXPECT_EQ(doubtful.lookahead_frames(), 2u);
+    doubtful.estimate(spec.data(), spec.data(), m.data());
+    EXPECT_NEAR(m[0], 0.075f, 1e-6f);
+    EXPECT_NEAR(m[bins], 0.45f * 0.925f / 0.85f, 1e-6f);
+    EXPECT_TRUE(masks_partition_unity(m.data(), bins, 1e-6f));
+    // A clear voice (0.6) stays as it is.
+    StemChoiceEstimator clear(std::make_unique<FixedEstimator>(bins, 0, kNet), nullptr, bins,
+                              choice);
+    clear.estimate(spec.data(), spec.data(), m.data());
+    for (size_t s = 0; s < kStemCount; ++s) EXPECT_NEAR(m[s * bins], kNet[s], 1e-6f);
+    clear.reset();
+}
+
 TEST(StemChoiceEstimator, DelaysTheDspMasksToTheNetworksFrame) {
     const size_t bins = 2;
     StemChoice choice;
