@@ -67,12 +67,24 @@ DspMaskEstimator::DspMaskEstimator(const StftFormat& format, const DspTuning& tu
         voice_prior_[k] = static_cast<float>((1.0 - low_shelf(hz, tuning.voice_low_hz)) *
                                              low_shelf(hz, tuning.voice_high_hz));
     }
+    if (tuning.centre_seconds > 0.0) {
+        centre_keep_ = static_cast<float>(std::exp(-hop_s / tuning.centre_seconds));
+        power_avg_.assign(bins, 0.0f);
+        cross_avg_.assign(bins, 0.0f);
+    }
+    if (tuning.vocal_hold_seconds > 0.0) {
+        hold_keep_ = static_cast<float>(std::exp(-hop_s / tuning.vocal_hold_seconds));
+        vocal_hold_.assign(bins, 0.0f);
+    }
 }
 
 void DspMaskEstimator::reset() {
     std::fill(history_.begin(), history_.end(), 0.0f);
     std::fill(sorted_history_.begin(), sorted_history_.end(), 0.0f);
     history_pos_ = 0;
+    std::fill(power_avg_.begin(), power_avg_.end(), 0.0f);
+    std::fill(cross_avg_.begin(), cross_avg_.end(), 0.0f);
+    std::fill(vocal_hold_.begin(), vocal_hold_.end(), 0.0f);
 }
 
 void DspMaskEstimator::estimate(const std::complex<float>* left, const std::complex<float>* right,
@@ -99,6 +111,8 @@ void DspMaskEstimator::estimate(const std::complex<float>* left, const std::comp
     std::sort(window_.begin(), window_.end());
 
     constexpr float kTiny = 1e-20f;
+    const float margin_power = power(tuning_.percussive_margin, tuning_.hp_power);
+    const float vocal_margin_power = power(tuning_.vocal_margin, tuning_.hp_power);
     for (size_t k = 0; k < bins; ++k) {
         if (k > 0)
             replace_sorted(window_.data(), freq_taps_, padded_[k - 1], padded_[k - 1 + freq_taps_]);
@@ -109,18 +123,49 @@ void DspMaskEstimator::estimate(const std::complex<float>* left, const std::comp
         const float p2 = power(percussive, tuning_.hp_power);
         const float denom = h2 + p2;
         const float h_share = denom > kTiny ? h2 / denom : 1.0f;
-        const float p_share = 1.0f - h_share;
+        // With a margin, drums keep only clearly percussive bins; the rest stays harmonic.
+        const float hm2 = margin_power * h2;
+        const float p_share = tuning_.percussive_margin == 1.0f
+                                  ? 1.0f - h_share
+                                  : (hm2 + p2 > kTiny ? p2 / (hm2 + p2) : 0.0f);
+        const float harm = tuning_.percussive_margin == 1.0f ? h_share : 1.0f - p_share;
 
         // Coherent, equal-level channels → 1 (centre); uncorrelated → 0; out of phase → 0.
-        const float lr = std::norm(left[k]) + std::norm(right[k]);
-        const float sum = std::norm(left[k] + right[k]);
+        float lr = std::norm(left[k]) + std::norm(right[k]);
+        float sum = std::norm(left[k] + right[k]);
+        if (!power_avg_.empty()) {
+            // |L+R|² = |L|² + |R|² + 2·Re(L·R*): averaging its parts over a few frames makes
+            // the cue a coherence, which a reverberant or widened tail lowers only gradually.
+            const float cross = sum - lr;
+            power_avg_[k] = centre_keep_ * power_avg_[k] + (1.0f - centre_keep_) * lr;
+            cross_avg_[k] = centre_keep_ * cross_avg_[k] + (1.0f - centre_keep_) * cross;
+            lr = power_avg_[k];
+            sum = lr + cross_avg_[k];
+        }
         const float coherence = lr > kTiny ? sum / (2.0f * lr) : 1.0f;  // in [0, 1]
         const float centre = std::clamp(2.0f * coherence - 1.0f, 0.0f, 1.0f);
         const float centre_weight = power(centre, tuning_.centre_power);
 
         const float low = low_prior_[k];
-        const float vocal = h_share * (1.0f - low) * voice_prior_[k] * centre_weight;
-        const float bass = h_share * low;
+        float voiced = harm;
+        if (tuning_.vocal_margin != 1.0f) {
+            const float vm2 = vocal_margin_power * p2;
+            voiced = h2 + vm2 > kTiny ? h2 / (h2 + vm2) : 0.0f;
+        }
+        float vocal = voiced * (1.0f - low) * voice_prior_[k] * centre_weight;
+        if (!vocal_hold_.empty() || tuning_.vocal_threshold > 0.0f) {
+            float evidence = voice_prior_[k] * centre_weight;
+            if (!vocal_hold_.empty()) {
+                evidence = std::max(evidence, hold_keep_ * vocal_hold_[k]);
+                vocal_hold_[k] = evidence;
+            }
+            if (tuning_.vocal_threshold > 0.0f) {
+                const float t = tuning_.vocal_threshold;
+                evidence = evidence > t ? (evidence - t) / (1.0f - t) : 0.0f;
+            }
+            vocal = voiced * (1.0f - low) * evidence;
+        }
+        const float bass = harm * low;
         masks[static_cast<size_t>(Stem::kVocals) * bins + k] = vocal;
         masks[static_cast<size_t>(Stem::kDrums) * bins + k] = p_share;
         masks[static_cast<size_t>(Stem::kBass) * bins + k] = bass;

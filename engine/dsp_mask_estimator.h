@@ -25,6 +25,25 @@ struct DspTuning {
     double voice_high_hz = 8000.0;
     float centre_power = 2.0f;  // sharpness of the centre-panning weight
     float hp_power = 2.0f;      // Wiener-like exponent of the harmonic/percussive split
+    // Drums take a bin only where its percussive median beats the harmonic one by this factor
+    // (Driedger's margin); 1 = the plain soft split.
+    float percussive_margin = 1.0f;
+    // Vocals take a bin only in proportion to how clearly harmonic it is: h²/(h² + (m·p)²) with
+    // this margin m; what the voice leaves of a noisy, neither-nor bin (a distorted guitar's
+    // dense spectrum) goes to "other". 1 = the harmonic share itself.
+    float vocal_margin = 1.0f;
+    // Time constant of the recursive cross-spectrum average the centre cue is taken from;
+    // 0 = this frame only.
+    double centre_seconds = 0.0;
+    // Decay time of the vocal evidence kept from earlier frames (reverb tails); 0 = none.
+    double vocal_hold_seconds = 0.0;
+    // Vocal evidence below this is handed to "other" (soft knee): weak, disagreeing cues leave
+    // the bin alone rather than call it a voice. 0 = off.
+    float vocal_threshold = 0.0f;
+
+    // The back end the shipped guided networks were trained on (models/dsp_bridge.cpp):
+    // they refine exactly these masks, so they keep getting them.
+    static DspTuning network_guide() { return DspTuning{}; }
 };
 
 class DspMaskEstimator final : public MaskEstimator {
@@ -51,6 +70,12 @@ class DspMaskEstimator final : public MaskEstimator {
     std::vector<float> low_prior_;    // per bin: bass band share
     std::vector<float> voice_prior_;  // per bin: vocal band weight
     std::vector<float> window_;       // sorted sliding frequency window, freq_taps_
+    // Centre cue averaging (centre_seconds > 0): per bin |L|² + |R|² and 2·Re(L·R*).
+    float centre_keep_ = 0.0f;
+    std::vector<float> power_avg_, cross_avg_;
+    // Vocal evidence hold (vocal_hold_seconds > 0): per bin, decayed by hold_keep_ per frame.
+    float hold_keep_ = 0.0f;
+    std::vector<float> vocal_hold_;
 };
 
 }  // namespace stemsphere

@@ -88,6 +88,30 @@ std::vector<std::string> quality_mode_model_files(QualityMode mode) {
     return files;
 }
 
+StemChoice quality_mode_stem_choice(QualityMode mode) {
+    // Chosen on the dev split only (bench/quality/split.json; figures in docs/models.md §7).
+    // Per stem, network (1) or DSP (0): the networks beat the DSP back end on every stem there
+    // (real vocals, real drums alone, real guitar alone, the Frets-on-Fire guitar/rest SDR);
+    // taking bass from DSP cut the guitar sent to bass but lowered the Frets-on-Fire SDR, so
+    // bass stays with the networks too. Doubt: a vocal mask under 0.3 is pushed down (the
+    // instrumentals' leakage is made of such masks), and Studio/Render lean 30 % of the way to
+    // the smaller of network and DSP voice; for Live that cost 0.3 dB on the real vocal clip.
+    StemChoice c;
+    switch (mode) {
+        case QualityMode::kLiveNeural:
+            c.vocal_expand_below = 0.3f;
+            break;
+        case QualityMode::kStudio:
+        case QualityMode::kRender:
+            c.vocal_agreement = 0.3f;
+            c.vocal_expand_below = 0.3f;
+            break;
+        case QualityMode::kLiveDsp:
+            break;
+    }
+    return c;
+}
+
 namespace {
 // A model file fits the mode that owns it when it declares that mode's variant and keeps to its
 // look-ahead rule (the parser caps every look-ahead, so "unbounded" stays finite).
@@ -125,11 +149,12 @@ std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mod
         models.push_back(std::move(model));
     }
     try {
-        auto ensemble = make_ensemble_estimator(std::move(models), format);
-        if (!info.metered) return std::make_unique<Processor>(sample_rate, std::move(ensemble));
-        // Weight 0 keeps the ensemble's masks bit for bit until a fallback is asked for.
+        auto estimator =
+            make_mode_estimator(std::move(models), format, quality_mode_stem_choice(mode));
+        if (!info.metered) return std::make_unique<Processor>(sample_rate, std::move(estimator));
+        // Weight 0 keeps the mode's masks bit for bit until a fallback is asked for.
         auto blend = std::make_unique<BlendedMaskEstimator>(
-            std::move(ensemble), std::make_unique<DspMaskEstimator>(format), format.bins(), 0.0f);
+            std::move(estimator), std::make_unique<DspMaskEstimator>(format), format.bins(), 0.0f);
         BlendedMaskEstimator* fallback = blend.get();
         return std::make_unique<Processor>(sample_rate, std::move(blend), fallback);
     } catch (const std::exception& e) {

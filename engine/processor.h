@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/binaural/binaural_renderer.h"
+#include "engine/neural/stem_choice_estimator.h"
 #include "engine/quality_modes.h"
 #include "engine/separation_engine.h"
 
@@ -46,6 +47,10 @@ struct ProcessorControls {
 // The model files a mode runs, inside a models folder: its own first (its look-ahead sets the
 // latency), then those of the modes it averages in (engine/quality_modes.h). Empty for DSP.
 std::vector<std::string> quality_mode_model_files(QualityMode mode);
+// Per stem, whether a neural mode takes the mask from its networks or from the DSP back end, and
+// how far the vocal mask leans on the DSP's agreement (StemChoiceEstimator). One table for all
+// modes, chosen on the dev split (docs/models.md, "Do no harm").
+StemChoice quality_mode_stem_choice(QualityMode mode);
 
 // Output channel order of process(): main L/R, then each stem L/R in Stem order.
 inline constexpr size_t kOutputChannels = 2 + 2 * kStemCount;

@@ -26,7 +26,7 @@ __attribute__((visibility("default"))) int stemsphere_dsp_masks(double sample_ra
         format.sample_rate = sample_rate;
         format.fft_size = fft_size;
         format.hop = hop;
-        stemsphere::DspMaskEstimator dsp(format);
+        stemsphere::DspMaskEstimator dsp(format, stemsphere::DspTuning::network_guide());
         const size_t bins = format.bins();
         const auto* l = reinterpret_cast<const std::complex<float>*>(left);
         const auto* r = reinterpret_cast<const std::complex<float>*>(right);

@@ -42,4 +42,14 @@ std::unique_ptr<MaskEstimator> make_ensemble_estimator(
     return estimator;
 }
 
+std::unique_ptr<MaskEstimator> make_mode_estimator(
+    std::vector<std::shared_ptr<const NeuralModel>> models, const StftFormat& format,
+    const StemChoice& choice, const DspTuning& dsp_tuning) {
+    auto ensemble = make_ensemble_estimator(std::move(models), format);
+    if (choice.is_network_only()) return ensemble;
+    return std::make_unique<StemChoiceEstimator>(
+        std::move(ensemble), std::make_unique<DspMaskEstimator>(format, dsp_tuning), format.bins(),
+        choice);
+}
+
 }  // namespace stemsphere

@@ -7,8 +7,10 @@
 #include <memory>
 #include <vector>
 
+#include "engine/dsp_mask_estimator.h"
 #include "engine/mask_estimator.h"
 #include "engine/neural/neural_model.h"
+#include "engine/neural/stem_choice_estimator.h"
 
 namespace stemsphere {
 
@@ -17,5 +19,12 @@ namespace stemsphere {
 // masks first. The masks still sum to 1 per bin. models must not be empty.
 std::unique_ptr<MaskEstimator> make_ensemble_estimator(
     std::vector<std::shared_ptr<const NeuralModel>> models, const StftFormat& format);
+
+// What a neural quality mode runs: the ensemble, then its per-stem choice against the DSP back
+// end with `dsp_tuning` (the free Live mode's masks; StemChoiceEstimator). An all-network choice
+// without vocal agreement is the bare ensemble.
+std::unique_ptr<MaskEstimator> make_mode_estimator(
+    std::vector<std::shared_ptr<const NeuralModel>> models, const StftFormat& format,
+    const StemChoice& choice, const DspTuning& dsp_tuning = {});
 
 }  // namespace stemsphere

@@ -72,7 +72,7 @@ NeuralMaskEstimator::NeuralMaskEstimator(std::shared_ptr<const NeuralModel> mode
         band_weight_[b] = static_cast<float>(std::max(weight_sum[b], 1e-12));
     }
     if (m.guided) {
-        dsp_ = std::make_unique<DspMaskEstimator>(format);
+        dsp_ = std::make_unique<DspMaskEstimator>(format, DspTuning::network_guide());
         dsp_ring_.assign((m.lookahead + 1) * kStemCount * bins_,
                          1.0f / static_cast<float>(kStemCount));
         finite_left_.resize(bins_);

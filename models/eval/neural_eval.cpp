@@ -4,10 +4,16 @@
 // come from this program.
 //
 //   stemsphere-neural-eval [--live FILE] [--studio FILE] [--render FILE] [--model NAME=FILE]...
-//   [--blend DSP_WEIGHT] [--ensemble A,B[,...]]... [--fft N] [--write DIR] CLIP_DIR...
+//   [--blend DSP_WEIGHT] [--ensemble A,B[,...][:CHOICE]]... [--modes] [--no-single-models]
+//   [--fft N] [--write DIR] CLIP_DIR...
 // --live FILE is short for --model live=FILE (likewise studio, render). --ensemble live,studio
 // adds the back end "live&studio": the equal blend of those loaded models that the quality modes
-// run (make_ensemble_estimator).
+// run (make_ensemble_estimator). A suffix ":wV,wD,wB,wO[,agreement[,expand]]" runs that ensemble
+// under a stem choice (StemChoiceEstimator: per stem the network's share against the DSP back
+// end, vocal agreement, vocal expander threshold), e.g. "--ensemble studio,live:1,1,0,1".
+// --modes adds the back ends "mode-live", "mode-studio", "mode-render": the neural quality modes
+// exactly as Processor::create builds them (networks and quality_mode_stem_choice); needs
+// --live, --studio and --render.
 // A clip dir holds reference stems (<stem>.wav or .flac): vocals/drums/bass/other, or
 // vocals/accompaniment. The input is mixture := Σ reference stems (the scoring rule of
 // shared/stems/README.md).
@@ -31,6 +37,8 @@
 #include "engine/neural/blended_mask_estimator.h"
 #include "engine/neural/model_ensemble.h"
 #include "engine/neural/neural_mask_estimator.h"
+#include "engine/neural/stem_choice_estimator.h"
+#include "engine/processor.h"
 #include "engine/separation_engine.h"
 #include "tools/eval/audio_file.h"
 #include "tools/eval/scoring.h"
@@ -40,6 +48,27 @@ using stemsphere::eval::Audio;
 using stemsphere::eval::StemSet;
 
 namespace {
+
+// "0,1,1,1[,agreement[,expand]]" -> StemChoice; false on anything else.
+bool parse_choice(const std::string& text, stemsphere::StemChoice* choice) {
+    float v[6] = {1.0f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f};
+    size_t from = 0;
+    size_t n = 0;
+    while (n < 6) {
+        const size_t comma = text.find(',', from);
+        const std::string field = text.substr(from, comma - from);
+        char* end = nullptr;
+        v[n++] = std::strtof(field.c_str(), &end);
+        if (field.empty() || *end != '\0' || !(v[n - 1] >= 0.0f && v[n - 1] <= 1.0f)) return false;
+        if (comma == std::string::npos) break;
+        from = comma + 1;
+    }
+    if (n < 4 || text.find(',', from) != std::string::npos) return false;
+    for (size_t s = 0; s < stemsphere::kStemCount; ++s) choice->network_weight[s] = v[s];
+    choice->vocal_agreement = v[4];
+    choice->vocal_expand_below = v[5];
+    return true;
+}
 
 double thread_seconds() {
     timespec ts{};
@@ -128,8 +157,9 @@ Separated separate(const Audio& mix, const stemsphere::StftFormat& format,
     return result;
 }
 
-// "live&studio" -> {"live", "studio"}
-std::vector<std::string> ensemble_members(const std::string& names) {
+// "live&studio" -> {"live", "studio"} (a ":choice" suffix is not part of the names)
+std::vector<std::string> ensemble_members(const std::string& spec) {
+    const std::string names = spec.substr(0, spec.find(':'));
     std::vector<std::string> out;
     size_t from = 0;
     while (true) {
@@ -147,6 +177,9 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::string, std::string>> model_paths;  // name, file
     std::vector<std::string> ensembles;                            // "a&b&c"
     float blend = -1.0f;                                           // < 0: no blended back ends
+    bool modes = false;  // --modes: the neural quality modes as Processor::create runs them
+    bool no_single_models =
+        false;  // --no-single-models: each loaded network alone is not a back end
     std::vector<std::string> clips;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -171,12 +204,28 @@ int main(int argc, char** argv) {
             blend = std::stof(argv[++i]);
         } else if (a == "--ensemble" && i + 1 < argc) {
             std::string names = argv[++i];
-            std::replace(names.begin(), names.end(), ',', '&');
+            const auto names_end = names.begin() + static_cast<std::ptrdiff_t>(
+                                                       std::min(names.find(':'), names.size()));
+            std::replace(names.begin(), names_end, ',', '&');
+            stemsphere::StemChoice unused;
+            if (names.find(':') != std::string::npos &&
+                !parse_choice(names.substr(names.find(':') + 1), &unused)) {
+                std::cerr << "stemsphere-neural-eval: --ensemble " << argv[i]
+                          << ": the choice after ':' is 4 to 6 numbers in [0, 1] "
+                             "(network share of vocals, drums, bass, other; vocal agreement; "
+                             "vocal expander threshold)\n";
+                return 2;
+            }
             ensembles.push_back(names);
+        } else if (a == "--modes") {
+            modes = true;
+        } else if (a == "--no-single-models") {
+            no_single_models = true;
         } else if (!a.empty() && a[0] == '-') {
             std::cerr << "usage: stemsphere-neural-eval [--live FILE] [--studio FILE] "
                          "[--render FILE] [--model NAME=FILE]... [--blend DSP_WEIGHT] "
-                         "[--ensemble A,B[,...]]... [--fft N] [--write DIR] CLIP_DIR...\n";
+                         "[--ensemble A,B[,...][:CHOICE]]... [--modes] [--no-single-models] "
+                         "[--fft N] [--write DIR] CLIP_DIR...\n";
             return 2;
         } else {
             clips.push_back(a);
@@ -190,7 +239,7 @@ int main(int argc, char** argv) {
             auto model = stemsphere::NeuralModel::load(path, &error);
             if (!model) throw std::runtime_error(error);
             models[name] = model;
-            backends.push_back(name);
+            if (!no_single_models) backends.push_back(name);
             if (blend >= 0.0f) backends.push_back(std::string(name) + "+dsp");
         }
         for (const std::string& names : ensembles) {
@@ -201,6 +250,24 @@ int main(int argc, char** argv) {
                 }
             }
             backends.push_back(names);
+        }
+        // Back end name -> plugin mode (--modes): the mode's networks and its stem choice.
+        std::map<std::string, stemsphere::QualityMode> mode_of;
+        if (modes) {
+            for (auto mode : {stemsphere::QualityMode::kLiveNeural,
+                              stemsphere::QualityMode::kStudio, stemsphere::QualityMode::kRender}) {
+                const std::string name =
+                    std::string("mode-") +
+                    stemsphere::quality_mode_model_files(mode).front().substr(
+                        0, stemsphere::quality_mode_model_files(mode).front().find('.'));
+                for (const std::string& file : stemsphere::quality_mode_model_files(mode)) {
+                    if (!models.count(file.substr(0, file.find('.')))) {
+                        throw std::runtime_error("--modes needs --live, --studio and --render");
+                    }
+                }
+                mode_of[name] = mode;
+                backends.push_back(name);
+            }
         }
         std::map<std::string, std::vector<double>> means;
         std::map<std::string, double> rtf_sum;
@@ -232,12 +299,25 @@ int main(int argc, char** argv) {
                         std::make_unique<stemsphere::NeuralMaskEstimator>(models.at(base), format),
                         std::make_unique<stemsphere::DspMaskEstimator>(format), format.bins(),
                         blend);
-                } else if (backend.find('&') != std::string::npos) {
+                } else if (backend.find('&') != std::string::npos ||
+                           backend.find(':') != std::string::npos) {
                     std::vector<std::shared_ptr<const stemsphere::NeuralModel>> members;
                     for (const std::string& name : ensemble_members(backend)) {
                         members.push_back(models.at(name));
                     }
-                    est = stemsphere::make_ensemble_estimator(std::move(members), format);
+                    stemsphere::StemChoice choice;  // all network unless ":..." says otherwise
+                    if (backend.find(':') != std::string::npos) {
+                        parse_choice(backend.substr(backend.find(':') + 1), &choice);
+                    }
+                    est = stemsphere::make_mode_estimator(std::move(members), format, choice);
+                } else if (mode_of.count(backend)) {
+                    const stemsphere::QualityMode mode = mode_of.at(backend);
+                    std::vector<std::shared_ptr<const stemsphere::NeuralModel>> members;
+                    for (const std::string& file : stemsphere::quality_mode_model_files(mode)) {
+                        members.push_back(models.at(file.substr(0, file.find('.'))));
+                    }
+                    est = stemsphere::make_mode_estimator(
+                        std::move(members), format, stemsphere::quality_mode_stem_choice(mode));
                 } else {
                     est = std::make_unique<stemsphere::NeuralMaskEstimator>(models.at(backend),
                                                                             format);

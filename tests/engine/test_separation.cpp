@@ -47,6 +47,49 @@ Outputs run(Processor& p, const std::vector<float>& l, const std::vector<float>&
     return o;
 }
 
+// Every option of DspTuning keeps the contract, and reset() replays the same masks.
+TEST(DspMaskEstimator, EveryTuningOptionKeepsTheContract) {
+    const StftFormat f = stft_format_for_rate(48000.0);
+    std::vector<DspTuning> tunings(6);
+    tunings[0].percussive_margin = 2.0f;
+    tunings[1].vocal_margin = 3.0f;
+    tunings[2].centre_seconds = 0.05;
+    tunings[3].vocal_hold_seconds = 0.15;
+    tunings[4].vocal_threshold = 0.3f;
+    tunings[5].percussive_margin = 1.5f;
+    tunings[5].centre_power = 3.0f;
+    tunings[5].vocal_hold_seconds = 0.1;
+    for (size_t i = 0; i < tunings.size(); ++i) {
+        DspMaskEstimator est(f, tunings[i]);
+        std::vector<std::vector<float>> first;
+        for (int pass = 0; pass < 2; ++pass) {
+            std::mt19937 rng(5);
+            std::normal_distribution<float> d(0.0f, 1.0f);
+            std::vector<std::complex<float>> l(f.bins()), r(f.bins());
+            std::vector<float> masks(kStemCount * f.bins());
+            for (int frame = 0; frame < 40; ++frame) {
+                for (size_t k = 0; k < f.bins(); ++k) {
+                    l[k] = {d(rng), d(rng)};
+                    r[k] = frame % 4 == 0 ? l[k] : std::complex<float>{d(rng), d(rng)};
+                }
+                if (frame == 9) {  // silence
+                    std::fill(l.begin(), l.end(), std::complex<float>{});
+                    std::fill(r.begin(), r.end(), std::complex<float>{});
+                }
+                est.estimate(l.data(), r.data(), masks.data());
+                ASSERT_TRUE(masks_partition_unity(masks.data(), f.bins(), 1e-6f))
+                    << "tuning " << i << " frame " << frame;
+                if (pass == 0) {
+                    first.push_back(masks);
+                } else {
+                    ASSERT_EQ(first[static_cast<size_t>(frame)], masks) << i;
+                }
+            }
+            est.reset();
+        }
+    }
+}
+
 TEST(DspMaskEstimator, MasksAreInUnitRangeAndSumToOne) {
     const StftFormat f = stft_format_for_rate(44100.0);
     DspMaskEstimator est(f);
