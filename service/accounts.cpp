@@ -70,7 +70,20 @@ Accounts::Accounts(Db& db, Clock clock, ServerSecrets secrets, AuthConfig config
       secrets_(std::move(secrets)),
       config_(std::move(config)),
       hasher_(config_.hash_workers, config_.hash_max_waiting, config_.argon2_ops_limit,
-              config_.argon2_mem_limit) {}
+              config_.argon2_mem_limit) {
+    if (config_.cluster_hash_slots > 0 && db_.dialect() == Dialect::kPostgres) {
+        cluster_slots_ = std::make_unique<HashSlots>(db_, config_.cluster_hash_slots, clock_);
+    }
+}
+
+Accounts::~Accounts() = default;
+
+std::optional<std::optional<HashSlots::Held>> Accounts::take_hash_slot() {
+    if (!cluster_slots_) return std::optional<HashSlots::Held>();  // no cluster bound: go ahead
+    auto held = cluster_slots_->take(std::chrono::milliseconds(config_.cluster_hash_wait_ms));
+    if (!held) return std::nullopt;
+    return std::optional<HashSlots::Held>(std::move(held));
+}
 
 void Accounts::log(DbTx& tx, const std::string& account_id, const std::string& event,
                    const std::string& ip, const std::string& detail, int64_t now) {
@@ -92,6 +105,8 @@ Outcome Accounts::sign_up(const std::string& email_in, const std::string& name,
     if (password.size() < 10 || password.size() > 1024) {
         return error_outcome(400, "weak_password", "password must be 10..1024 bytes", "password");
     }
+    const auto slot = take_hash_slot();
+    if (!slot) return busy();
     const auto hash = hasher_.hash(password);
     if (!hash) return busy();
     Outcome out;
@@ -254,8 +269,10 @@ Outcome Accounts::sign_in(const std::string& email_in, const std::string& passwo
             {email});
         if (!rows.empty()) row = std::move(rows[0]);
     });
-    const auto matches =
-        row ? hasher_.verify(row->text(1), password) : hasher_.verify_dummy(password);
+    std::optional<bool> matches;
+    if (const auto slot = take_hash_slot()) {
+        matches = row ? hasher_.verify(row->text(1), password) : hasher_.verify_dummy(password);
+    }
     if (!matches) return busy();
     Outcome out;
     db_.write([&](DbTx& tx) {
@@ -670,7 +687,8 @@ Outcome Accounts::delete_account(const Principal& who, const std::string& passwo
         if (!rows.empty()) hash = rows[0].text(0);
     });
     if (hash.empty()) return error_outcome(404, "account_not_found", "no such account");
-    const auto ok = hasher_.verify(hash, password);
+    std::optional<bool> ok;
+    if (const auto slot = take_hash_slot()) ok = hasher_.verify(hash, password);
     if (!ok) return busy();
     if (!*ok) return error_outcome(401, "invalid_credentials", "wrong password", "password");
     db_.write([&](DbTx& tx) {

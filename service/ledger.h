@@ -101,7 +101,7 @@ class Ledger {
     std::function<std::string(const std::string&)> lease_signer;
 
   private:
-    int64_t sweep_in(DbTx& tx, const std::string* only_owner, int64_t now);
+    int64_t sweep_in(DbTx& tx, const std::string& owner, int64_t now);
     Outcome resolve_lease(const std::string& owner, const std::string& lease_id,
                           const std::string& resolution_id, std::optional<int64_t> used_ms);
 

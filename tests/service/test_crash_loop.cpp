@@ -14,52 +14,13 @@
 #include <random>
 
 #include "tests/service/api_fixture.h"
+#include "tests/service/server_process.h"
 
 namespace stemsphere::service::testing {
 namespace {
 
 constexpr int kCrashes = 20;
 constexpr int kClients = 4;
-
-class ServerProcess {
-  public:
-    explicit ServerProcess(const std::string& db_url) {
-        int out[2];
-        if (pipe(out) != 0) return;
-        pid_ = fork();
-        if (pid_ == 0) {
-            dup2(out[1], STDOUT_FILENO);
-            close(out[0]);
-            close(out[1]);
-            execl(STEMSPHERE_SERVER_BINARY, "stemsphere-server", "--db", db_url.c_str(), "--listen",
-                  "127.0.0.1:0", "--threads", "16", "--lease-rate", "1000000", "--sweep-ms", "200",
-                  static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        close(out[1]);
-        FILE* f = fdopen(out[0], "r");
-        char line[256] = {0};
-        if (f && std::fgets(line, sizeof(line), f)) {
-            const char* colon = std::strrchr(line, ':');
-            if (colon) port_ = std::atoi(colon + 1);
-        }
-        if (f) std::fclose(f);
-    }
-    ~ServerProcess() { kill9(); }
-    void kill9() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            int status = 0;
-            waitpid(pid_, &status, 0);
-            pid_ = -1;
-        }
-    }
-    int port() const { return port_; }
-
-  private:
-    pid_t pid_ = -1;
-    int port_ = 0;
-};
 
 struct Op {
     std::string path;
