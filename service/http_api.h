@@ -13,6 +13,7 @@
 #include "service/accounts.h"
 #include "service/db.h"
 #include "service/ledger.h"
+#include "service/payments.h"
 #include "service/rate_limiter.h"
 
 namespace httplib {
@@ -55,13 +56,19 @@ class ApiServer {
     Accounts& accounts() { return *accounts_; }
 
   private:
+    // One per area, each in its own routes_*.cpp (payments here in http_api.cpp).
     void install_routes();
+    void install_account_routes();
+    void install_device_routes();
+    void install_ledger_routes();
+    void install_payment_routes();
 
     Db& db_;
     ServerConfig config_;
     Clock clock_;
     std::unique_ptr<Ledger> ledger_;
     std::unique_ptr<Accounts> accounts_;
+    std::unique_ptr<Payments> payments_;
     std::unique_ptr<LeaseSigner> signer_;
     std::unique_ptr<httplib::Server> http_;
     RateLimiter signin_ip_, signin_account_, signup_ip_, lease_account_, device_ip_;
