@@ -256,7 +256,7 @@ Outcome Ledger::open_lease(const std::string& owner, const LeaseRequest& r) {
     if (r.min_ms <= 0 || r.min_ms > r.want_ms) {
         return error_outcome(400, "invalid_field", "min_ms must be 1..want_ms", "min_ms");
     }
-    const int64_t ttl_s = r.ttl_s == 0 ? config_.default_lease_ttl_s : r.ttl_s;
+    const int64_t ttl_s = r.ttl_s.value_or(config_.default_lease_ttl_s);
     if (ttl_s < 1 || ttl_s > config_.max_lease_ttl_s) {
         return error_outcome(400, "invalid_field",
                              "ttl_s must be 1.." + std::to_string(config_.max_lease_ttl_s),

@@ -44,8 +44,8 @@ struct LeaseRequest {
     std::string lease_id;
     std::string device_id;
     int64_t want_ms = 0;
-    int64_t min_ms = 1;  // fail with insufficient_tokens when less than this can be held
-    int64_t ttl_s = 0;   // 0 = default
+    int64_t min_ms = 1;            // fail with insufficient_tokens when less than this can be held
+    std::optional<int64_t> ttl_s;  // absent: LedgerConfig::default_lease_ttl_s
 };
 
 struct Discrepancy {

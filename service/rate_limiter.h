@@ -18,7 +18,6 @@ class RateLimiter {
     // `per_minute` requests per minute on average, bursts of up to `burst`. With `shared`, the
     // state lives in that database under keys prefixed with `name`; without, in this process.
     RateLimiter(std::string name, double per_minute, int burst, Db* shared = nullptr);
-    RateLimiter(double per_minute, int burst) : RateLimiter("", per_minute, burst) {}
     // 0 when allowed (and counted); otherwise the seconds to wait (≥ 1) before a retry.
     int64_t acquire(const std::string& key, int64_t now_us);
 
