@@ -190,14 +190,11 @@ std::optional<Principal> Accounts::authenticate(const std::string& token) {
     }
     if (claims["exp"].asInt64() <= seconds(clock_())) return std::nullopt;
     Principal who{claims["sub"].asString(), claims["sid"].asString()};
-    bool live = false;
-    db_.read([&](DbTx& tx) {
-        live =
-            !tx.query(
-                   "SELECT 1 FROM session WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
-                   {who.session_id, who.account_id})
-                 .empty();
-    });
+    const bool live =
+        !db_.read_one(
+                "SELECT 1 FROM session WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
+                {who.session_id, who.account_id})
+             .empty();
     if (!live) return std::nullopt;
     return who;
 }

@@ -79,6 +79,13 @@ class Db {
     virtual void write(const std::function<void(DbTx&)>& work) = 0;
     // Runs `work` on a consistent read snapshot; never blocks writers.
     virtual void read(const std::function<void(DbTx&)>& work) = 0;
+    // One query on its own snapshot. PostgreSQL runs it outside a transaction block: one round
+    // trip instead of BEGIN, the query and COMMIT (every authenticated request does one).
+    virtual std::vector<DbRow> read_one(std::string_view sql, const std::vector<DbValue>& params) {
+        std::vector<DbRow> rows;
+        read([&](DbTx& tx) { rows = tx.query(sql, params); });
+        return rows;
+    }
 };
 
 struct DbOptions {

@@ -300,6 +300,26 @@ class PostgresDb final : public Db {
         transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", work);
     }
 
+    std::vector<DbRow> read_one(std::string_view sql, const std::vector<DbValue>& params) override {
+        thread_local std::minstd_rand jitter(std::random_device{}());
+        for (int attempt = 1;; ++attempt) {
+            std::unique_ptr<PgConnection> conn = take();
+            try {
+                std::vector<DbRow> rows = conn->query(sql, params);
+                give_back(std::move(conn));
+                return rows;
+            } catch (const DbError& e) {
+                recycle(std::move(conn));
+                if (!e.transient() || attempt >= kMaxAttempts) throw;
+                std::this_thread::sleep_for(std::chrono::microseconds(
+                    (200 << attempt) + static_cast<int>(jitter() % 1000)));
+            } catch (...) {
+                recycle(std::move(conn));
+                throw;
+            }
+        }
+    }
+
   private:
     void transaction(const char* begin, const std::function<void(DbTx&)>& work) {
         thread_local std::minstd_rand jitter(std::random_device{}());

@@ -54,7 +54,7 @@ void HashSlots::give_back(int64_t slot, const std::string& holder) {
                 tx.exec_later("SET LOCAL synchronous_commit = off", {});
             }
             tx.exec_later("UPDATE hash_slot SET until_at = 0 WHERE slot = ? AND holder = ?",
-                    {slot, holder});
+                          {slot, holder});
         });
     } catch (const DbError&) {
         // the slot frees itself when its hold ends

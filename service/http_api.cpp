@@ -178,7 +178,7 @@ void ApiServer::install_routes() {
 
     s.Get("/v1/health", wrap([this](const httplib::Request&, const Json::Value&) {
               Outcome out;
-              db_.read([](DbTx& tx) { tx.query("SELECT 1"); });
+              db_.read_one("SELECT 1", {});
               out.body["status"] = "ok";
               out.body["database"] = db_.dialect() == Dialect::kSqlite ? "sqlite" : "postgresql";
               return out;

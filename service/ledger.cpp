@@ -741,14 +741,11 @@ Json::Value Ledger::balance(const std::string& owner) {
 }
 
 std::optional<Json::Value> Ledger::lease(const std::string& owner, const std::string& lease_id) {
-    std::optional<Json::Value> out;
-    db_.read([&](DbTx& tx) {
-        const auto rows = tx.query(
-            "SELECT " + std::string(kLeaseColumns) + " FROM lease WHERE id = ? AND owner = ?",
-            {lease_id, owner});
-        if (!rows.empty()) out = lease_json(rows[0]);
-    });
-    return out;
+    const auto rows = db_.read_one(
+        "SELECT " + std::string(kLeaseColumns) + " FROM lease WHERE id = ? AND owner = ?",
+        {lease_id, owner});
+    if (rows.empty()) return std::nullopt;
+    return lease_json(rows[0]);
 }
 
 Json::Value Ledger::leases(const std::string& owner) {
