@@ -328,12 +328,15 @@ int main(int argc, char** argv) {
             sigwait(&stop_signals, &sig);
             std::fprintf(stderr, "stemsphere-server: signal %d, finishing requests in flight\n",
                          sig);
+            // The bound runs from the signal on, whatever stop() waits for.
+            std::thread([shutdown_timeout_s] {
+                std::this_thread::sleep_for(std::chrono::seconds(shutdown_timeout_s));
+                std::fprintf(stderr,
+                             "stemsphere-server: requests still running after %lld s; exiting\n",
+                             static_cast<long long>(shutdown_timeout_s));
+                std::_Exit(1);
+            }).detach();
             server.stop();
-            std::this_thread::sleep_for(std::chrono::seconds(shutdown_timeout_s));
-            std::fprintf(stderr,
-                         "stemsphere-server: requests still running after %lld s; exiting\n",
-                         static_cast<long long>(shutdown_timeout_s));
-            std::_Exit(1);
         });
         waiter.detach();
         server.run();
