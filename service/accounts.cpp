@@ -71,7 +71,20 @@ Accounts::Accounts(Db& db, Clock clock, ServerSecrets secrets, AuthConfig config
       config_(std::move(config)),
       web_key_(hmac_sha256(secrets_.token_key, "stemsphere-derived|web-session")),
       hasher_(config_.hash_workers, config_.hash_max_waiting, config_.argon2_ops_limit,
-              config_.argon2_mem_limit) {}
+              config_.argon2_mem_limit) {
+    if (config_.cluster_hash_slots > 0 && db_.dialect() == Dialect::kPostgres) {
+        cluster_slots_ = std::make_unique<HashSlots>(db_, config_.cluster_hash_slots, clock_);
+    }
+}
+
+Accounts::~Accounts() = default;
+
+std::optional<std::optional<HashSlots::Held>> Accounts::take_hash_slot() {
+    if (!cluster_slots_) return std::optional<HashSlots::Held>();  // no cluster bound: go ahead
+    auto held = cluster_slots_->take(std::chrono::milliseconds(config_.cluster_hash_wait_ms));
+    if (!held) return std::nullopt;
+    return std::optional<HashSlots::Held>(std::move(held));
+}
 
 void Accounts::log(DbTx& tx, const std::string& account_id, const std::string& event,
                    const std::string& ip, const std::string& detail, int64_t now) {
@@ -93,6 +106,8 @@ Outcome Accounts::sign_up(const std::string& email_in, const std::string& name,
     if (password.size() < 10 || password.size() > 1024) {
         return error_outcome(400, "weak_password", "password must be 10..1024 bytes", "password");
     }
+    const auto slot = take_hash_slot();
+    if (!slot) return busy();
     const auto hash = hasher_.hash(password);
     if (!hash) return busy();
     Outcome out;
@@ -212,14 +227,11 @@ std::optional<Principal> Accounts::check_claims(const std::string& token, const 
     }
     if (claims["exp"].asInt64() <= seconds(clock_())) return std::nullopt;
     Principal who{claims["sub"].asString(), claims["sid"].asString()};
-    bool live = false;
-    db_.read([&](DbTx& tx) {
-        live =
-            !tx.query(
-                   "SELECT 1 FROM session WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
-                   {who.session_id, who.account_id})
-                 .empty();
-    });
+    const bool live =
+        !db_.read_one(
+                "SELECT 1 FROM session WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
+                {who.session_id, who.account_id})
+             .empty();
     if (!live) return std::nullopt;
     return who;
 }
@@ -291,8 +303,10 @@ Outcome Accounts::sign_in(const std::string& email_in, const std::string& passwo
             {email});
         if (!rows.empty()) row = std::move(rows[0]);
     });
-    const auto matches =
-        row ? hasher_.verify(row->text(1), password) : hasher_.verify_dummy(password);
+    std::optional<bool> matches;
+    if (const auto slot = take_hash_slot()) {
+        matches = row ? hasher_.verify(row->text(1), password) : hasher_.verify_dummy(password);
+    }
     if (!matches) return busy();
     Outcome out;
     db_.write([&](DbTx& tx) {
@@ -661,6 +675,8 @@ Outcome Accounts::change_password(const Principal& who, const std::string& curre
         if (!rows.empty()) hash = rows[0].text(0);
     });
     if (hash.empty()) return error_outcome(404, "account_not_found", "no such account");
+    const auto slot = take_hash_slot();  // held for the verify and the new hash
+    if (!slot) return busy();
     const auto ok = hasher_.verify(hash, current);
     if (!ok) return busy();
     if (!*ok) {
@@ -810,7 +826,8 @@ Outcome Accounts::delete_account(const Principal& who, const std::string& passwo
         if (!rows.empty()) row = std::move(rows[0]);
     });
     if (!row) return error_outcome(404, "account_not_found", "no such account");
-    const auto ok = hasher_.verify(row->text(0), password);
+    std::optional<bool> ok;
+    if (const auto slot = take_hash_slot()) ok = hasher_.verify(row->text(0), password);
     if (!ok) return busy();
     if (!*ok) return error_outcome(401, "invalid_credentials", "wrong password", "password");
     const bool totp_on = row->integer(1) != 0;

@@ -4,12 +4,14 @@
 // hashed single-use backup codes, device sign-in (RFC 8628), export and self-deletion.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "service/crypto.h"
 #include "service/db.h"
+#include "service/hash_slots.h"
 #include "service/ledger.h"
 #include "service/outcome.h"
 
@@ -25,8 +27,12 @@ struct AuthConfig {
     int64_t unverified_retention_s = 7 * 24 * 3600;
     int64_t security_log_retention_s = 90 * 24 * 3600;
     std::string public_url = "http://127.0.0.1:8080";  // verification links and device URI
-    int hash_workers = 2;
+    int hash_workers = 2;                              // per node
     int hash_max_waiting = 8;
+    // On PostgreSQL, hashes running at once over all nodes of the database (0: per node only),
+    // and how long a request waits for a free one before `503 busy`.
+    int cluster_hash_slots = 2;
+    int64_t cluster_hash_wait_ms = 1000;
     uint64_t argon2_ops_limit = 2;
     size_t argon2_mem_limit = 19u * 1024 * 1024;
 };
@@ -47,6 +53,9 @@ struct ServerSecrets {
 class Accounts {
   public:
     Accounts(Db& db, Clock clock, ServerSecrets secrets, AuthConfig config = {});
+    ~Accounts();
+    Accounts(const Accounts&) = delete;
+    Accounts& operator=(const Accounts&) = delete;
 
     Outcome sign_up(const std::string& email, const std::string& name, const std::string& password,
                     const std::string& ip);
@@ -131,12 +140,17 @@ class Accounts {
                           int64_t last_step, const std::string& code,
                           const std::string& backup_code, int64_t now);
 
+    // Outer nothing: no cluster slot freed up in time (answer busy). Inner: the slot held for the
+    // hash (empty when there is no cluster bound).
+    std::optional<std::optional<HashSlots::Held>> take_hash_slot();
+
     Db& db_;
     Clock clock_;
     ServerSecrets secrets_;
     AuthConfig config_;
     std::string web_key_;  // derived_key("web-session")
     PasswordHasher hasher_;
+    std::unique_ptr<HashSlots> cluster_slots_;
 };
 
 }  // namespace stemsphere::service

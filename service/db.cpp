@@ -21,14 +21,14 @@ const std::string& DbRow::text(size_t i) const {
     throw DbError("column " + std::to_string(i) + " is an integer, text expected", false);
 }
 
-std::unique_ptr<Db> open_database(const std::string& url) {
+std::unique_ptr<Db> open_database(const std::string& url, const DbOptions& options) {
     std::unique_ptr<Db> db;
     if (url.rfind("sqlite:", 0) == 0) {
         const std::string path = url.substr(7);
         if (path.empty()) throw DbError("empty SQLite path in '" + url + "'", false);
         db = make_sqlite_db(path);
     } else if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-        db = make_postgres_db(url);
+        db = make_postgres_db(url, options.postgres_connections);
     } else {
         throw DbError(
             "unsupported database URL '" + url + "' (expected sqlite:PATH or postgresql://...)",

@@ -29,14 +29,20 @@ struct DbRow {
 
 // Raised for every database failure. `transient` marks failures that a retry of the whole
 // transaction may cure (SQLITE_BUSY, PostgreSQL 40001/40P01, lost connection).
+// `conflict` marks a unique or check constraint violation: between concurrent transactions it
+// means another one committed the same id (or spent the same tokens) first, and a retry of the
+// whole transaction sees its rows and gives the business answer (a stored replay, `email_taken`,
+// `insufficient_tokens`, ...); `Db::write` retries it a few times, then it is a bug (500).
 class DbError : public std::runtime_error {
   public:
-    DbError(const std::string& message, bool transient)
-        : std::runtime_error(message), transient_(transient) {}
+    DbError(const std::string& message, bool transient, bool conflict = false)
+        : std::runtime_error(message), transient_(transient), conflict_(conflict) {}
     bool transient() const { return transient_; }
+    bool conflict() const { return conflict_; }
 
   private:
     bool transient_;
+    bool conflict_;
 };
 
 // A statement executor bound to one open transaction. Never outlives the callback it is given to.
@@ -47,6 +53,17 @@ class DbTx {
     // Returns the number of rows changed.
     virtual int64_t exec(std::string_view sql, const std::vector<DbValue>& params) = 0;
     virtual Dialect dialect() const = 0;
+    // A statement whose result the caller does not read. It may run later, but before the next
+    // query() or exec() and before the commit (PostgreSQL sends it with them in one round trip);
+    // its failure fails the transaction then. `expect_rows` ≥ 0: it must change exactly that many
+    // rows, or the transaction fails as a transient conflict (and is retried).
+    virtual void exec_later(std::string_view sql, const std::vector<DbValue>& params,
+                            int64_t expect_rows = -1) {
+        const int64_t changed = exec(sql, params);
+        if (expect_rows >= 0 && changed != expect_rows) {
+            throw DbError("concurrent change, retrying: " + std::string(sql), true);
+        }
+    }
 
     std::vector<DbRow> query(std::string_view sql) { return query(sql, {}); }
     int64_t exec(std::string_view sql) { return exec(sql, {}); }
@@ -62,10 +79,21 @@ class Db {
     virtual void write(const std::function<void(DbTx&)>& work) = 0;
     // Runs `work` on a consistent read snapshot; never blocks writers.
     virtual void read(const std::function<void(DbTx&)>& work) = 0;
+    // One query on its own snapshot. PostgreSQL runs it outside a transaction block: one round
+    // trip instead of BEGIN, the query and COMMIT (every authenticated request does one).
+    virtual std::vector<DbRow> read_one(std::string_view sql, const std::vector<DbValue>& params) {
+        std::vector<DbRow> rows;
+        read([&](DbTx& tx) { rows = tx.query(sql, params); });
+        return rows;
+    }
+};
+
+struct DbOptions {
+    size_t postgres_connections = 24;  // pool size per process (PostgreSQL)
 };
 
 // `sqlite:PATH` (PATH may be `:memory:` for tests) or `postgresql://...`. Runs the schema
 // migrations before returning. Throws DbError with a readable message on a bad URL or database.
-std::unique_ptr<Db> open_database(const std::string& url);
+std::unique_ptr<Db> open_database(const std::string& url, const DbOptions& options = {});
 
 }  // namespace stemsphere::service

@@ -8,6 +8,6 @@
 namespace stemsphere::service {
 
 // Connects to PostgreSQL with a libpq connection string or URI; keeps a bounded pool.
-std::unique_ptr<Db> make_postgres_db(const std::string& conninfo, size_t max_connections = 24);
+std::unique_ptr<Db> make_postgres_db(const std::string& conninfo, size_t max_connections);
 
 }  // namespace stemsphere::service

@@ -7,12 +7,28 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 
+#include "service/drain.h"
 #include "service/idempotency.h"
 #include "service/route_support.h"
 #include "service/web_session.h"
 
 namespace stemsphere::service {
+
+namespace {
+
+bool& counted_on_this_thread() {
+    thread_local bool counted = false;
+    return counted;
+}
+
+// Where state that replicas must share lives: the database when several nodes can use it.
+Db* shared_state(Db& db) {
+    return db.dialect() == Dialect::kPostgres ? &db : nullptr;
+}
+
+}  // namespace
 
 int64_t system_now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -25,12 +41,14 @@ ApiServer::ApiServer(Db& db, ServerConfig config, Clock clock)
       config_(std::move(config)),
       clock_(std::move(clock)),
       http_(std::make_unique<httplib::Server>()),
-      signin_ip_(config_.signin_per_minute_ip, 10),
-      signin_account_(config_.signin_per_minute_account, 5),
-      signup_ip_(config_.signup_per_minute_ip, 5),
-      lease_account_(config_.lease_per_minute_account,
-                     static_cast<int>(std::max(10.0, config_.lease_per_minute_account / 6))),
-      device_ip_(config_.device_per_minute_ip, 10) {
+      // On PostgreSQL the limits live in the database, so replicas share them.
+      signin_ip_("signin_ip", config_.signin_per_minute_ip, 10, shared_state(db)),
+      signin_account_("signin_account", config_.signin_per_minute_account, 5, shared_state(db)),
+      signup_ip_("signup_ip", config_.signup_per_minute_ip, 5, shared_state(db)),
+      lease_account_("lease_account", config_.lease_per_minute_account,
+                     static_cast<int>(std::max(10.0, config_.lease_per_minute_account / 6)),
+                     shared_state(db)),
+      device_ip_("device_ip", config_.device_per_minute_ip, 10, shared_state(db)) {
     crypto_init();
     ServerSecrets secrets = ServerSecrets::load_or_create(db_);
     signer_ = std::make_unique<LeaseSigner>(secrets.lease_key);
@@ -80,6 +98,7 @@ int ApiServer::bind() {
     }
     if (listen_fd >= 0) ::listen(listen_fd, 1024);
     http_->set_socket_options([](socket_t) {});  // the capture above is gone now
+    port_ = port;
     return port;
 }
 
@@ -91,6 +110,7 @@ void ApiServer::run() {
                 ledger_->sweep();
                 if (clock_() - last_purge > 60'000'000) {
                     accounts_->purge();
+                    RateLimiter::purge(db_, clock_());
                     last_purge = clock_();
                 }
             } catch (const std::exception& e) {
@@ -110,11 +130,37 @@ void ApiServer::stop() {
         stopping_ = true;
     }
     sweep_cv_.notify_all();
-    if (http_) http_->stop();
+    if (!http_) return;
+    // Stop accepting. A connection being served closes after its current request (the library
+    // checks the listener between requests); wait for the requests in flight to be answered,
+    // then end the idle keep-alive connections, whose workers would otherwise wait for the next
+    // request until the keep-alive timeout. (The caller bounds the wait: main's watchdog.)
+    http_->stop();
+    if (port_ <= 0) return;
+    for (;;) {
+        while (in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        if (shut_down_idle_accepted_connections(port_) == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a request is arriving
+    }
 }
 
 void ApiServer::install_routes() {
     auto& s = *http_;
+    // Requests in flight, for a graceful stop: from routing (the request is read) until the
+    // response is written (the library logs after writing). A request that fails before routing
+    // is logged without being counted, hence the per-thread flag (a worker serves one request
+    // at a time).
+    s.set_pre_routing_handler([this](const httplib::Request&, httplib::Response&) {
+        counted_on_this_thread() = true;
+        ++in_flight_;
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
+    s.set_logger([this](const httplib::Request&, const httplib::Response&) {
+        if (counted_on_this_thread()) {
+            counted_on_this_thread() = false;
+            --in_flight_;
+        }
+    });
     s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
         if (req.path.rfind("/v1/", 0) != 0) return render_error_page(res);  // a page path
@@ -134,7 +180,7 @@ void ApiServer::install_routes() {
 
     s.Get("/v1/health", wrap([this](const httplib::Request&, const Json::Value&) {
               Outcome out;
-              db_.read([](DbTx& tx) { tx.query("SELECT 1"); });
+              db_.read_one("SELECT 1", {});
               out.body["status"] = "ok";
               out.body["database"] = db_.dialect() == Dialect::kSqlite ? "sqlite" : "postgresql";
               return out;

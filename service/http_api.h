@@ -83,6 +83,8 @@ class ApiServer {
     std::unique_ptr<httplib::Server> http_;
     RateLimiter signin_ip_, signin_account_, signup_ip_, lease_account_, device_ip_;
     std::atomic<bool> stopping_{false};
+    int port_ = 0;  // once bound
+    std::atomic<int> in_flight_{0};
     std::mutex sweep_mutex_;
     std::condition_variable sweep_cv_;
     std::thread sweeper_;

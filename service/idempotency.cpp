@@ -22,6 +22,21 @@ bool parse_json_text(const std::string& text, Json::Value& out, std::string& err
     }
 }
 
+void lock_request(DbTx& tx, const std::string& key, const std::string& owner) {
+    if (tx.dialect() != Dialect::kPostgres) return;
+    // Keys live in the two-int4 advisory key space, owners in the bigint one: they never meet.
+    // Queued: it goes out with the replay lookup that follows, which PostgreSQL runs after the
+    // lock is granted, on a fresh snapshot (READ COMMITTED), so it sees the first try's record.
+    if (owner.empty()) {
+        tx.exec_later("SELECT pg_advisory_xact_lock(1, hashtext(?))", {key});
+    } else {
+        tx.exec_later(
+            "SELECT pg_advisory_xact_lock(1, hashtext(?)), "
+            "pg_advisory_xact_lock(hashtextextended(?, 0))",
+            {key, owner});
+    }
+}
+
 std::optional<Outcome> idempotency_replay(DbTx& tx, const std::string& key,
                                           const Json::Value& request) {
     const auto rows =
@@ -52,7 +67,7 @@ std::optional<Outcome> idempotency_replay(DbTx& tx, const std::string& key,
 
 void idempotency_store(DbTx& tx, const std::string& key, const Json::Value& request,
                        const Outcome& outcome, int64_t now_us) {
-    tx.exec(
+    tx.exec_later(
         "INSERT INTO idempotency_record(key, request, status, response, created_at) "
         "VALUES (?, ?, ?, ?, ?)",
         {key, to_json_text(request), static_cast<int64_t>(outcome.status),

@@ -12,6 +12,12 @@
 
 namespace stemsphere::service {
 
+// Serialises the requests that carry `key` (and, when `owner` is given, every write of that
+// owner's lots) until the transaction ends, so a retry that arrives while the first try still
+// runs waits for it and then replays its stored answer. One round trip, key first, then owner:
+// every caller takes them in that order. PostgreSQL only; SQLite has a single writer.
+void lock_request(DbTx& tx, const std::string& key, const std::string& owner = {});
+
 // The stored outcome for `key`, or a 422 `idempotency_mismatch` naming the field, or nothing
 // when the key is new. `request` must be a JSON object of the fields that define the request.
 std::optional<Outcome> idempotency_replay(DbTx& tx, const std::string& key,

@@ -28,10 +28,10 @@ int64_t to_seconds(int64_t us) {
 }
 
 // Serialises writers of one owner's lots under PostgreSQL (SQLite has a single writer anyway);
-// the guarded UPDATEs stay as the database-level safety net.
+// the balance CHECK stays as the database-level safety net.
 void lock_owner(DbTx& tx, const std::string& owner) {
     if (tx.dialect() == Dialect::kPostgres) {
-        tx.query("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", {owner});
+        tx.exec_later("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", {owner});
     }
 }
 
@@ -52,7 +52,7 @@ void insert_transfer(DbTx& tx, const std::string& id, const std::string& debit,
                      const std::string& pending_id, const std::string& reverses,
                      const std::string& code, const std::string& actor, int64_t now) {
     assert(amount > 0);
-    tx.exec(
+    tx.exec_later(
         "INSERT INTO ledger_transfer(id, debit_account, credit_account, amount, kind, pending_id, "
         "reverses, code, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         {id, debit, credit, amount, std::string(kind),
@@ -60,44 +60,40 @@ void insert_transfer(DbTx& tx, const std::string& id, const std::string& debit,
          reverses.empty() ? DbValue{} : DbValue{reverses}, code, actor, now});
 }
 
-// A guarded debit that lost a race (possible only under PostgreSQL): retry the transaction.
-[[noreturn]] void lost_race(const std::string& account) {
-    throw DbError("concurrent spend on " + account + ", retrying", true);
-}
-
-// debit.<side> += amount unless that overdraws a limited account; credit.<side> += amount.
-// `side` is "posted" or "pending" (column names, never user input).
-void guarded_move(DbTx& tx, const char* side, const std::string& debit, const std::string& credit,
-                  int64_t amount) {
+// debit.<side> += amount; credit.<side> += amount. `side` is "posted" or "pending" (column
+// names, never user input). The amount was computed from balances read under the owner's lock;
+// the table's CHECK (a limited account's debits never exceed its credits) is the limit in the
+// database: a debit that would overdraw fails the statement and with it the whole transaction,
+// COMMIT included, and the retry reads the new balance (a `conflict`). A guard in the WHERE clause
+// would instead change no row and let the COMMIT through unless its row count were awaited.
+void move(DbTx& tx, const char* side, const std::string& debit, const std::string& credit,
+          int64_t amount) {
     const std::string s(side);
-    if (tx.exec("UPDATE ledger_balance SET debits_" + s + " = debits_" + s +
-                    " + ? WHERE account_id = ? AND (must_not_overdraw = 0 OR "
-                    "credits_posted - debits_posted - debits_pending >= ?)",
-                {amount, debit, amount}) != 1) {
-        lost_race(debit);
-    }
-    tx.exec(
+    tx.exec_later(
+        "UPDATE ledger_balance SET debits_" + s + " = debits_" + s + " + ? WHERE account_id = ?",
+        {amount, debit});
+    tx.exec_later(
         "UPDATE ledger_balance SET credits_" + s + " = credits_" + s + " + ? WHERE account_id = ?",
         {amount, credit});
 }
 
 void move_posted(DbTx& tx, const std::string& debit, const std::string& credit, int64_t amount) {
-    guarded_move(tx, "posted", debit, credit, amount);
+    move(tx, "posted", debit, credit, amount);
 }
 
 void move_pending(DbTx& tx, const std::string& debit, const std::string& credit, int64_t amount) {
-    guarded_move(tx, "pending", debit, credit, amount);
+    move(tx, "pending", debit, credit, amount);
 }
 
 // Resolves a pending amount `held`: `posted` (0..held) becomes posted, the rest is released.
 void resolve_pending(DbTx& tx, const std::string& debit, const std::string& credit, int64_t held,
                      int64_t posted) {
     assert(posted >= 0 && posted <= held);
-    tx.exec(
+    tx.exec_later(
         "UPDATE ledger_balance SET debits_pending = debits_pending - ?, "
         "debits_posted = debits_posted + ? WHERE account_id = ?",
         {held, posted, debit});
-    tx.exec(
+    tx.exec_later(
         "UPDATE ledger_balance SET credits_pending = credits_pending - ?, "
         "credits_posted = credits_posted + ? WHERE account_id = ?",
         {held, posted, credit});
@@ -133,6 +129,26 @@ Json::Value lease_json(const DbRow& r) {
 const char* const kLeaseColumns =
     "id, device_id, state, want_ms, granted_ms, hold_mt, created_at, expires_at, used_ms, "
     "posted_mt, overage_ms, resolved_at";
+constexpr size_t kLeaseColumnCount = 12;
+
+// The kLeaseColumns of a row that has them from column `first` on.
+DbRow lease_columns(const DbRow& row, size_t first) {
+    DbRow lease;
+    lease.columns.assign(
+        row.columns.begin() + static_cast<std::ptrdiff_t>(first),
+        row.columns.begin() + static_cast<std::ptrdiff_t>(first + kLeaseColumnCount));
+    return lease;
+}
+
+// How many things sweep_in(owner) would write now (due leases, lots with something left to
+// expire), as one scalar SQL expression; its parameters are owner, now, owner, now. Routes read
+// it in the same statement as their own data and sweep only when it is non-zero, so the common
+// case costs no round trip.
+const char* const kSweepDue =
+    "(SELECT COUNT(*) FROM lease WHERE owner = ? AND state = 'open' AND expires_at <= ?) + "
+    "(SELECT COUNT(*) FROM grant_lot l JOIN ledger_balance b ON b.account_id = l.id "
+    "WHERE l.owner = ? AND (l.expires_at <= ? OR l.revoked_at IS NOT NULL) "
+    "AND b.credits_posted - b.debits_posted - b.debits_pending > 0)";
 
 }  // namespace
 
@@ -192,6 +208,7 @@ Outcome Ledger::grant_in(DbTx& tx, const GrantRequest& r) {
     req["effective_at"] = Json::Int64(r.effective_at_us);
     req["expires_at"] = Json::Int64(r.expires_at_us);
     const std::string key = "grant:" + r.grant_id;
+    lock_request(tx, key);
     if (auto replay = idempotency_replay(tx, key, req)) return *replay;
     if (tx.query("SELECT 1 FROM account WHERE id = ? AND deleted_at IS NULL", {r.owner}).empty()) {
         return error_outcome(404, "account_not_found", "no such account", "account_id");
@@ -239,7 +256,7 @@ Outcome Ledger::open_lease(const std::string& owner, const LeaseRequest& r) {
     if (r.min_ms <= 0 || r.min_ms > r.want_ms) {
         return error_outcome(400, "invalid_field", "min_ms must be 1..want_ms", "min_ms");
     }
-    const int64_t ttl_s = r.ttl_s == 0 ? config_.default_lease_ttl_s : r.ttl_s;
+    const int64_t ttl_s = r.ttl_s.value_or(config_.default_lease_ttl_s);
     if (ttl_s < 1 || ttl_s > config_.max_lease_ttl_s) {
         return error_outcome(400, "invalid_field",
                              "ttl_s must be 1.." + std::to_string(config_.max_lease_ttl_s),
@@ -254,6 +271,7 @@ Outcome Ledger::open_lease(const std::string& owner, const LeaseRequest& r) {
     const std::string key = "lease:" + r.lease_id;
     Outcome out;
     db_.write([&](DbTx& tx) {
+        lock_request(tx, key, owner);
         const int64_t now = clock_();
         if (auto replay = idempotency_replay(tx, key, req)) {
             out = replay->body.get("field", "") == "account"
@@ -262,12 +280,29 @@ Outcome Ledger::open_lease(const std::string& owner, const LeaseRequest& r) {
                       : *replay;
             return;
         }
-        lock_owner(tx, owner);
-        sweep_in(tx, &owner, now);
-        const int64_t open =
-            tx.query("SELECT COUNT(*) FROM lease WHERE owner = ? AND state = 'open'", {owner})
-                .at(0)
-                .integer(0);
+        // One statement: what the owner's sweep would do, the open leases, and the usable lots in
+        // draw-down order (priority, then soonest expiry, then oldest grant).
+        auto read_state = [&] {
+            return tx.query(
+                "SELECT s.sweep_due, c.open_count, u.id, u.available FROM (SELECT " +
+                    std::string(kSweepDue) +
+                    " AS sweep_due) s CROSS JOIN (SELECT COUNT(*) AS open_count FROM lease WHERE "
+                    "owner = ? AND state = 'open') c LEFT JOIN (SELECT l.id AS id, "
+                    "b.credits_posted - b.debits_posted - b.debits_pending AS available, "
+                    "l.priority AS priority, l.expires_at AS lot_expires, l.seq AS seq "
+                    "FROM grant_lot l JOIN ledger_balance b ON b.account_id = l.id "
+                    "WHERE l.owner = ? AND l.effective_at <= ? AND l.expires_at > ? "
+                    "AND l.revoked_at IS NULL "
+                    "AND b.credits_posted - b.debits_posted - b.debits_pending > 0) u ON 1 = 1 "
+                    "ORDER BY u.priority, u.lot_expires, u.seq",
+                {owner, now, owner, now, owner, owner, now, now});
+        };
+        auto state = read_state();
+        if (state.at(0).integer(0) > 0) {
+            sweep_in(tx, owner, now);
+            state = read_state();
+        }
+        const int64_t open = state.at(0).integer(1);
         if (open >= config_.max_open_leases) {
             // Not stored: the same id may succeed once another lease is settled.
             out = error_outcome(429, "too_many_leases",
@@ -275,17 +310,16 @@ Outcome Ledger::open_lease(const std::string& owner, const LeaseRequest& r) {
                                     std::to_string(config_.max_open_leases) + ")");
             return;
         }
-        // Draw-down order: priority, then soonest expiry, then oldest grant.
-        const auto lots = tx.query(
-            "SELECT l.id, b.credits_posted - b.debits_posted - b.debits_pending FROM grant_lot l "
-            "JOIN ledger_balance b ON b.account_id = l.id WHERE l.owner = ? AND l.effective_at <= "
-            "? "
-            "AND l.expires_at > ? AND l.revoked_at IS NULL "
-            "AND b.credits_posted - b.debits_posted - b.debits_pending > 0 "
-            "ORDER BY l.priority, l.expires_at, l.seq",
-            {owner, now, now});
+        struct Lot {
+            std::string id;
+            int64_t available;
+        };
+        std::vector<Lot> lots;
+        for (const auto& row : state) {
+            if (!row.is_null(2)) lots.push_back({row.text(2), row.integer(3)});
+        }
         int64_t available = 0;
-        for (const auto& lot : lots) available += lot.integer(1);
+        for (const auto& lot : lots) available += lot.available;
         const int64_t granted_ms = std::min(r.want_ms, affordable_ms(available));
         if (granted_ms < r.min_ms) {
             out = error_outcome(402, "insufficient_tokens",
@@ -298,34 +332,34 @@ Outcome Ledger::open_lease(const std::string& owner, const LeaseRequest& r) {
         const int64_t hold = cost_mt(granted_ms);
         assert(hold <= available);
         const int64_t expires_at = now + ttl_s * 1'000'000;
-        tx.exec(
+        DbRow lease;  // kLeaseColumns of the new lease
+        lease.columns = {r.lease_id, r.device_id, std::string("open"), r.want_ms, granted_ms,
+                         hold,       now,         expires_at,          DbValue{}, DbValue{},
+                         DbValue{},  DbValue{}};
+        tx.exec_later(
             "INSERT INTO lease(id, owner, device_id, want_ms, granted_ms, hold_mt, state, "
-            "created_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+            "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
             {r.lease_id, owner, r.device_id, r.want_ms, granted_ms, hold, now, expires_at});
         const std::string consumed = consumed_account(r.lease_id);
         int64_t remaining = hold;
         int64_t seq = 0;
         for (const auto& lot : lots) {
             if (remaining == 0) break;
-            const int64_t take = std::min(remaining, lot.integer(1));
+            const int64_t take = std::min(remaining, lot.available);
             const std::string transfer_id = "lease:" + r.lease_id + ":" + std::to_string(seq);
-            insert_transfer(tx, transfer_id, lot.text(0), consumed, take, "pending", "", "",
+            insert_transfer(tx, transfer_id, lot.id, consumed, take, "pending", "", "",
                             "lease_hold", "account:" + owner, now);
-            move_pending(tx, lot.text(0), consumed, take);
-            tx.exec(
+            move_pending(tx, lot.id, consumed, take);
+            tx.exec_later(
                 "INSERT INTO lease_part(lease_id, seq, lot_id, pending_transfer_id, amount) "
                 "VALUES (?, ?, ?, ?, ?)",
-                {r.lease_id, seq, lot.text(0), transfer_id, take});
+                {r.lease_id, seq, lot.id, transfer_id, take});
             remaining -= take;
             ++seq;
         }
         assert(remaining == 0);
         out.status = 201;
-        out.body =
-            lease_json(tx.query("SELECT " + std::string(kLeaseColumns) + " FROM lease WHERE id = ?",
-                                {r.lease_id})
-                           .at(0));
+        out.body = lease_json(lease);
         if (lease_signer) {
             const std::string message = lease_signing_text(out.body, owner);
             out.body["signature"] = lease_signer(message);
@@ -372,6 +406,7 @@ Outcome Ledger::resolve_lease(const std::string& owner, const std::string& lease
     const std::string key = "resolve:" + resolution_id;
     Outcome out;
     db_.write([&](DbTx& tx) {
+        lock_request(tx, key, owner);
         const int64_t now = clock_();
         if (auto replay = idempotency_replay(tx, key, req)) {
             out = replay->body.get("field", "") == "account"
@@ -379,66 +414,83 @@ Outcome Ledger::resolve_lease(const std::string& owner, const std::string& lease
                       : *replay;
             return;
         }
-        lock_owner(tx, owner);
-        sweep_in(tx, &owner, now);  // a lease past its expiry is expired, not settled
-        const auto rows = tx.query(
-            "SELECT " + std::string(kLeaseColumns) + " FROM lease WHERE id = ? AND owner = ?",
-            {lease_id, owner});
-        if (rows.empty()) {
+        // One statement: what the owner's sweep would do (a lease past its expiry is expired,
+        // not settled), the lease (kLeaseColumns from column 1), and its parts (from column 13).
+        auto read_state = [&] {
+            return tx.query(
+                "SELECT s.sweep_due, le.id, le.device_id, le.state, le.want_ms, "
+                "le.granted_ms, le.hold_mt, le.created_at, le.expires_at, le.used_ms, "
+                "le.posted_mt, le.overage_ms, le.resolved_at, p.lot_id, "
+                "p.pending_transfer_id, p.amount FROM (SELECT " +
+                    std::string(kSweepDue) +
+                    " AS sweep_due) s LEFT JOIN lease le ON le.id = ? AND le.owner = ? "
+                    "LEFT JOIN lease_part p ON p.lease_id = le.id ORDER BY p.seq",
+                {owner, now, owner, now, lease_id, owner});
+        };
+        auto rows = read_state();
+        if (rows.at(0).integer(0) > 0) {
+            sweep_in(tx, owner, now);
+            rows = read_state();
+        }
+        if (rows.at(0).is_null(1)) {
             // Not stored: another user's lease looks exactly like a missing one.
             out = error_outcome(404, "lease_not_found", "no such lease", "lease_id");
             return;
         }
-        const std::string state = rows[0].text(2);
+        const DbRow lease = lease_columns(rows[0], 1);
+        const std::string state = lease.text(2);
         if (state != "open") {
             out = error_outcome(409, "lease_already_" + state,
                                 "the lease is already " + state + "; it resolves only once");
-            out.body["lease"] = lease_json(rows[0]);
+            out.body["lease"] = lease_json(lease);
             idempotency_store(tx, key, req, out, now);
             return;
         }
-        const int64_t granted_ms = rows[0].integer(4);
-        const int64_t hold = rows[0].integer(5);
+        const int64_t granted_ms = lease.integer(4);
+        const int64_t hold = lease.integer(5);
         const int64_t posted_total = used_ms ? std::min(cost_mt(*used_ms), hold) : 0;
         const int64_t overage_ms = used_ms ? std::max<int64_t>(0, *used_ms - granted_ms) : 0;
         const std::string consumed = consumed_account(lease_id);
         int64_t to_post = posted_total;
-        for (const auto& part :
-             tx.query("SELECT lot_id, pending_transfer_id, amount FROM lease_part "
-                      "WHERE lease_id = ? ORDER BY seq",
-                      {lease_id})) {
-            const int64_t held = part.integer(2);
+        for (const auto& part : rows) {
+            const std::string& lot = part.text(13);
+            const std::string& pending_id = part.text(14);
+            const int64_t held = part.integer(15);
             const int64_t post = std::min(to_post, held);
             to_post -= post;
-            const std::string& pending_id = part.text(1);
             if (post > 0) {
-                insert_transfer(tx, pending_id + ":post", part.text(0), consumed, post, "post",
-                                pending_id, "", "lease_settle", "account:" + owner, now);
+                insert_transfer(tx, pending_id + ":post", lot, consumed, post, "post", pending_id,
+                                "", "lease_settle", "account:" + owner, now);
             } else {
-                insert_transfer(tx, pending_id + ":void", part.text(0), consumed, held, "void",
-                                pending_id, "", used_ms ? "lease_settle" : "lease_void",
-                                "account:" + owner, now);
+                insert_transfer(tx, pending_id + ":void", lot, consumed, held, "void", pending_id,
+                                "", used_ms ? "lease_settle" : "lease_void", "account:" + owner,
+                                now);
             }
-            resolve_pending(tx, part.text(0), consumed, held, post);
+            resolve_pending(tx, lot, consumed, held, post);
         }
         assert(to_post == 0);
-        const int64_t changed = tx.exec(
+        // No row count awaited: every part's resolution transfer above is UNIQUE(pending_id), so
+        // a lease resolved by anyone else since it was read fails this transaction there.
+        const std::string new_state = used_ms ? "settled" : "voided";
+        const DbValue used = used_ms ? DbValue{*used_ms} : DbValue{};
+        tx.exec_later(
             "UPDATE lease SET state = ?, resolution_id = ?, used_ms = ?, posted_mt = ?, "
             "overage_ms = ?, resolved_at = ? WHERE id = ? AND state = 'open'",
-            {std::string(used_ms ? "settled" : "voided"), resolution_id,
-             used_ms ? DbValue{*used_ms} : DbValue{}, posted_total, overage_ms, now, lease_id});
-        if (changed != 1) lost_race(lease_id);
+            {new_state, resolution_id, used, posted_total, overage_ms, now, lease_id});
         if (used_ms) {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO usage_event(id, owner, lease_id, device_id, used_ms, posted_mt, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                {resolution_id, owner, lease_id, rows[0].text(1), *used_ms, posted_total, now});
+                {resolution_id, owner, lease_id, lease.text(1), *used_ms, posted_total, now});
         }
+        DbRow resolved = lease;
+        resolved.columns[2] = new_state;
+        resolved.columns[8] = used;
+        resolved.columns[9] = posted_total;
+        resolved.columns[10] = overage_ms;
+        resolved.columns[11] = now;
         out.status = 200;
-        out.body =
-            lease_json(tx.query("SELECT " + std::string(kLeaseColumns) + " FROM lease WHERE id = ?",
-                                {lease_id})
-                           .at(0));
+        out.body = lease_json(resolved);
         idempotency_store(tx, key, req, out, now);
     });
     return out;
@@ -461,6 +513,7 @@ Outcome Ledger::refund_in(DbTx& tx, const std::string& refund_id, const std::str
     Json::Value req;
     req["grant_id"] = grant_id;
     const std::string key = "refund:" + refund_id;
+    lock_request(tx, key);
     if (auto replay = idempotency_replay(tx, key, req)) return *replay;
     const auto lots =
         tx.query("SELECT id, owner, category, amount, revoked_at FROM grant_lot WHERE grant_id = ?",
@@ -506,6 +559,7 @@ Outcome Ledger::reverse_transfer(const std::string& reverse_id, const std::strin
     const std::string key = "reverse:" + reverse_id;
     Outcome out;
     db_.write([&](DbTx& tx) {
+        lock_request(tx, key);
         const int64_t now = clock_();
         if (auto replay = idempotency_replay(tx, key, req)) {
             out = *replay;
@@ -556,32 +610,59 @@ Outcome Ledger::reverse_transfer(const std::string& reverse_id, const std::strin
     return out;
 }
 
+// The sweeper works one owner at a time, under that owner's lock, the lock every route takes
+// before it expires the owner's due leases itself: whoever comes first expires a lease, the
+// other finds it expired. An owner whose lock is busy is skipped (the route holding it sweeps
+// that owner anyway), so sweepers on every replica never wait for each other or for a route.
 int64_t Ledger::sweep() {
-    int64_t written = 0;
-    db_.write([&](DbTx& tx) {
-        // Replicas on one PostgreSQL database: one sweeps, the others skip this round.
-        if (tx.dialect() == Dialect::kPostgres &&
-            tx.query("SELECT pg_try_advisory_xact_lock(7414012)").at(0).integer(0) == 0) {
-            return;
+    const int64_t now = clock_();
+    std::vector<std::string> owners;
+    db_.read([&](DbTx& tx) {
+        for (const auto& r :
+             tx.query("SELECT DISTINCT owner FROM lease WHERE state = 'open' AND expires_at <= ? "
+                      "LIMIT 1000",
+                      {now})) {
+            owners.push_back(r.text(0));
         }
-        written = sweep_in(tx, nullptr, clock_());
+        for (const auto& r :
+             tx.query("SELECT DISTINCT l.owner FROM grant_lot l JOIN ledger_balance b ON "
+                      "b.account_id = l.id WHERE (l.expires_at <= ? OR l.revoked_at IS NOT NULL) "
+                      "AND b.credits_posted - b.debits_posted - b.debits_pending > 0 LIMIT 1000",
+                      {now})) {
+            owners.push_back(r.text(0));
+        }
     });
+    std::sort(owners.begin(), owners.end());
+    owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
+    int64_t written = 0;
+    for (const auto& owner : owners) {
+        db_.write([&](DbTx& tx) {
+            if (tx.dialect() == Dialect::kPostgres &&
+                tx.query("SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", {owner})
+                        .at(0)
+                        .integer(0) == 0) {
+                return;
+            }
+            written += sweep_in(tx, owner, clock_());
+        });
+    }
     return written;
 }
 
-int64_t Ledger::sweep_in(DbTx& tx, const std::string* only_owner, int64_t now) {
+int64_t Ledger::sweep_in(DbTx& tx, const std::string& owner, int64_t now) {
     int64_t written = 0;
-    const auto due = only_owner
-                         ? tx.query(
-                               "SELECT id FROM lease WHERE owner = ? AND state = 'open' AND "
-                               "expires_at <= ?",
-                               {*only_owner, now})
-                         : tx.query(
-                               "SELECT id FROM lease WHERE state = 'open' AND expires_at <= ? "
-                               "LIMIT 1000",
-                               {now});
+    const auto due =
+        tx.query("SELECT id FROM lease WHERE owner = ? AND state = 'open' AND expires_at <= ?",
+                 {owner, now});
     for (const auto& row : due) {
         const std::string& lease_id = row.text(0);
+        // State first: the row lock and the `state = 'open'` guard make this the one place a
+        // lease is expired, even for a caller that does not hold the owner's lock.
+        if (tx.exec("UPDATE lease SET state = 'expired', resolved_at = ? WHERE id = ? AND "
+                    "state = 'open'",
+                    {now, lease_id}) != 1) {
+            continue;
+        }
         const std::string consumed = consumed_account(lease_id);
         for (const auto& part :
              tx.query("SELECT lot_id, pending_transfer_id, amount FROM lease_part "
@@ -592,11 +673,6 @@ int64_t Ledger::sweep_in(DbTx& tx, const std::string* only_owner, int64_t now) {
             resolve_pending(tx, part.text(0), consumed, part.integer(2), 0);
             ++written;
         }
-        if (tx.exec("UPDATE lease SET state = 'expired', resolved_at = ? WHERE id = ? AND "
-                    "state = 'open'",
-                    {now, lease_id}) != 1) {
-            lost_race(lease_id);
-        }
     }
     // What is left in expired or refunded lots leaves the wallet (holds on them stay reserved
     // until resolved; a later sweep takes what they release).
@@ -604,17 +680,10 @@ int64_t Ledger::sweep_in(DbTx& tx, const std::string* only_owner, int64_t now) {
         "FROM grant_lot l JOIN ledger_balance b ON b.account_id = l.id WHERE "
         "(l.expires_at <= ? OR l.revoked_at IS NOT NULL) "
         "AND b.credits_posted - b.debits_posted - b.debits_pending > 0";
-    const auto lots =
-        only_owner ? tx.query(
-                         "SELECT l.id, b.credits_posted - b.debits_posted - b.debits_pending, "
-                         "l.revoked_at " +
-                             lot_filter + " AND l.owner = ?",
-                         {now, *only_owner})
-                   : tx.query(
-                         "SELECT l.id, b.credits_posted - b.debits_posted - b.debits_pending, "
-                         "l.revoked_at " +
-                             lot_filter + " LIMIT 1000",
-                         {now});
+    const auto lots = tx.query(
+        "SELECT l.id, b.credits_posted - b.debits_posted - b.debits_pending, l.revoked_at " +
+            lot_filter + " AND l.owner = ?",
+        {now, owner});
     for (const auto& lot : lots) {
         const std::string& id = lot.text(0);
         const int64_t n =
@@ -672,14 +741,11 @@ Json::Value Ledger::balance(const std::string& owner) {
 }
 
 std::optional<Json::Value> Ledger::lease(const std::string& owner, const std::string& lease_id) {
-    std::optional<Json::Value> out;
-    db_.read([&](DbTx& tx) {
-        const auto rows = tx.query(
-            "SELECT " + std::string(kLeaseColumns) + " FROM lease WHERE id = ? AND owner = ?",
-            {lease_id, owner});
-        if (!rows.empty()) out = lease_json(rows[0]);
-    });
-    return out;
+    const auto rows = db_.read_one(
+        "SELECT " + std::string(kLeaseColumns) + " FROM lease WHERE id = ? AND owner = ?",
+        {lease_id, owner});
+    if (rows.empty()) return std::nullopt;
+    return lease_json(rows[0]);
 }
 
 Json::Value Ledger::leases(const std::string& owner) {

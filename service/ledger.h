@@ -44,8 +44,8 @@ struct LeaseRequest {
     std::string lease_id;
     std::string device_id;
     int64_t want_ms = 0;
-    int64_t min_ms = 1;  // fail with insufficient_tokens when less than this can be held
-    int64_t ttl_s = 0;   // 0 = default
+    int64_t min_ms = 1;            // fail with insufficient_tokens when less than this can be held
+    std::optional<int64_t> ttl_s;  // absent: LedgerConfig::default_lease_ttl_s
 };
 
 struct Discrepancy {
@@ -103,7 +103,7 @@ class Ledger {
     std::function<std::string(const std::string&)> lease_signer;
 
   private:
-    int64_t sweep_in(DbTx& tx, const std::string* only_owner, int64_t now);
+    int64_t sweep_in(DbTx& tx, const std::string& owner, int64_t now);
     Outcome resolve_lease(const std::string& owner, const std::string& lease_id,
                           const std::string& resolution_id, std::optional<int64_t> used_ms);
 

@@ -67,6 +67,8 @@ Outcome Payments::receive(const std::string& id, const std::string& ts,
     const std::string type = event["type"].asString();
     Outcome result;
     db_.write([&](DbTx& tx) {
+        // A redelivery racing the first delivery waits for it, then finds its stored answer.
+        lock_request(tx, "webhook:" + id);
         const auto seen = tx.query("SELECT status, response FROM webhook_event WHERE id = ?", {id});
         if (!seen.empty()) {
             result.status = static_cast<int>(seen[0].integer(0));

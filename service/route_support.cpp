@@ -1,5 +1,6 @@
 #include "service/route_support.h"
 
+#include <cctype>
 #include <cstdio>
 
 namespace stemsphere::service {
@@ -46,18 +47,43 @@ void Fields::fail(const char* name, const std::string& message) {
     if (!error_) error_ = error_outcome(400, "invalid_field", message, name);
 }
 
-std::optional<Outcome> parse_body(const Request& req, Json::Value& out) {
-    const std::string type = req.get_header_value("Content-Type");
-    if (type.rfind("application/x-www-form-urlencoded", 0) == 0) {
+namespace {
+
+// The media type of a Content-Type value: lower case, without parameters or spaces.
+std::string media_type(const std::string& content_type) {
+    std::string type;
+    for (char c : content_type.substr(0, content_type.find(';'))) {
+        if (c != ' ' && c != '\t')
+            type += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return type;
+}
+
+}  // namespace
+
+std::optional<Outcome> parse_body(const Request& req, Json::Value& out, BodyKinds accept) {
+    const std::string type = media_type(req.get_header_value("Content-Type"));
+    if (req.body.empty()) {
+        out = Json::Value(Json::objectValue);
+        if (accept == BodyKinds::kJsonOrForm && type == "application/x-www-form-urlencoded") {
+            for (const auto& [k, v] : req.params) out[k] = v;
+        }
+        return std::nullopt;
+    }
+    if (accept == BodyKinds::kJsonOrForm && type == "application/x-www-form-urlencoded") {
         out = Json::Value(Json::objectValue);
         for (const auto& [k, v] : req.params) out[k] = v;
         return std::nullopt;
     }
-    std::string error;
-    if (req.body.empty()) {
-        out = Json::Value(Json::objectValue);
-        return std::nullopt;
+    if (type != "application/json") {
+        Outcome bad = error_outcome(
+            415, "unsupported_media_type",
+            accept == BodyKinds::kJson
+                ? "send the body as Content-Type: application/json"
+                : "send the body as application/json or application/x-www-form-urlencoded");
+        return bad;
     }
+    std::string error;
     if (!parse_json_text(req.body, out, error)) {
         return error_outcome(400, "invalid_json", "the body is not valid JSON");
     }
@@ -92,12 +118,12 @@ std::string bearer(const Request& req) {
     return {};
 }
 
-httplib::Server::Handler wrap(Handler handler) {
-    return [handler](const Request& req, Response& res) {
+httplib::Server::Handler wrap(Handler handler, BodyKinds accept) {
+    return [handler, accept](const Request& req, Response& res) {
         Outcome out;
         try {
             Json::Value body;
-            if (auto bad = parse_body(req, body)) {
+            if (auto bad = parse_body(req, body, accept)) {
                 out = *bad;
             } else {
                 out = handler(req, body);
@@ -114,12 +140,16 @@ httplib::Server::Handler wrap(Handler handler) {
     };
 }
 
-httplib::Server::Handler authed(Accounts& accounts, AuthHandler handler) {
-    return wrap([&accounts, handler](const Request& req, const Json::Value& body) {
-        const auto who = accounts.authenticate(bearer(req));
-        if (!who) return error_outcome(401, "unauthorized", "a valid access token is required");
-        return handler(req, body, *who);
-    });
+httplib::Server::Handler authed(Accounts& accounts, AuthHandler handler, BodyKinds accept) {
+    return wrap(
+        [&accounts, handler](const Request& req, const Json::Value& body) {
+            const auto who = accounts.authenticate(bearer(req));
+            if (!who) {
+                return error_outcome(401, "unauthorized", "a valid access token is required");
+            }
+            return handler(req, body, *who);
+        },
+        accept);
 }
 
 }  // namespace stemsphere::service

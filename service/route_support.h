@@ -29,8 +29,14 @@ class Fields {
     std::optional<Outcome> error_;
 };
 
-// A JSON object body, or (for the OAuth-style device endpoints) a form body mapped to strings.
-std::optional<Outcome> parse_body(const httplib::Request& req, Json::Value& out);
+// What a route takes as a request body: JSON only, or also an HTML/OAuth form (the device
+// endpoints, RFC 8628 clients post `application/x-www-form-urlencoded`).
+enum class BodyKinds { kJson, kJsonOrForm };
+
+// A JSON object body, or (where `accept` allows) a form body mapped to strings. A non-empty body
+// of another Content-Type (or none) is `415 unsupported_media_type`; an empty body needs none.
+std::optional<Outcome> parse_body(const httplib::Request& req, Json::Value& out,
+                                  BodyKinds accept = BodyKinds::kJson);
 void send(httplib::Response& res, const Outcome& out);
 Outcome rate_limited(int64_t retry_s);
 std::string bearer(const httplib::Request& req);
@@ -40,8 +46,9 @@ using AuthHandler =
     std::function<Outcome(const httplib::Request&, const Json::Value&, const Principal&)>;
 
 // Every handler runs through here: body parsing, error mapping, never an escaped exception.
-httplib::Server::Handler wrap(Handler handler);
+httplib::Server::Handler wrap(Handler handler, BodyKinds accept = BodyKinds::kJson);
 // `wrap` for routes that need a valid access token (401 unauthorized otherwise).
-httplib::Server::Handler authed(Accounts& accounts, AuthHandler handler);
+httplib::Server::Handler authed(Accounts& accounts, AuthHandler handler,
+                                BodyKinds accept = BodyKinds::kJson);
 
 }  // namespace stemsphere::service

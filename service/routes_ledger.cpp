@@ -42,7 +42,7 @@ void ApiServer::install_ledger_routes() {
                r.device_id = f.text("device_id", true, 128);
                r.want_ms = f.integer("want_ms", true);
                r.min_ms = f.integer("min_ms", false, 1);
-               r.ttl_s = f.integer("ttl_s", false, 0);
+               if (!body["ttl_s"].isNull()) r.ttl_s = f.integer("ttl_s", true);
                if (f.error()) return *f.error();
                if (auto wait = lease_account_.acquire(who.account_id, clock_())) {
                    return rate_limited(wait);

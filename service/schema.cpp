@@ -192,6 +192,21 @@ const char* const kV1PostgresTriggers[] = {
        FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfer_append_only())",
 };
 
+// Version 2: state that every replica on one database shares. `rate_limit` holds one GCRA
+// theoretical arrival time per limited key (sign-in per IP and per account, sign-up, device
+// authorization, lease opening); rows whose time has passed are worth nothing and are purged.
+// `hash_slot` holds the cluster's password-hashing slots: a node hashes only while it holds
+// one (`until_at` in the future), so all nodes together run at most that many argon2id at once.
+const char* const kV2Portable[] = {
+    R"(CREATE TABLE rate_limit (
+        key TEXT PRIMARY KEY,
+        tat {INT} NOT NULL) {STRICT})",
+    R"(CREATE TABLE hash_slot (
+        slot {INT} PRIMARY KEY,
+        holder TEXT NOT NULL DEFAULT '',
+        until_at {INT} NOT NULL DEFAULT 0) {STRICT})",
+};
+
 std::string expand(std::string sql, Dialect dialect) {
     auto replace_all = [&sql](const std::string& from, const std::string& to) {
         for (size_t pos = 0; (pos = sql.find(from, pos)) != std::string::npos; pos += to.size()) {
@@ -237,6 +252,10 @@ void migrate(Db& db) {
                 for (const char* stmt : kV1PostgresTriggers) tx.exec(stmt);
             }
             tx.exec("INSERT INTO schema_version(version, applied_at) VALUES (1, 0)");
+        }
+        if (current < 2) {
+            for (const char* stmt : kV2Portable) tx.exec(expand(stmt, dialect));
+            tx.exec("INSERT INTO schema_version(version, applied_at) VALUES (2, 0)");
         }
         if (current < 3) {  // version 3: the language of pages and mail
             tx.exec("ALTER TABLE account ADD COLUMN language TEXT NOT NULL DEFAULT 'en'");

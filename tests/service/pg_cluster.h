@@ -82,8 +82,24 @@ class PgCluster {
     }
     int port() const { return port_; }
 
+    // A crash of the database server (no checkpoint, no goodbye to clients), then a start on the
+    // same port and data, which runs crash recovery.
+    bool stop_immediately() const { return pg_ctl("-m immediate -w stop"); }
+    bool start_again() const {
+        return pg_ctl("-w -t 60 -o \"-p " + std::to_string(port_) + " -k " + dir_ +
+                      " -c listen_addresses=127.0.0.1 -c max_connections=200" +
+                      " -c shared_buffers=128MB\" start");
+    }
+
   private:
     PgCluster() = default;
+
+    bool pg_ctl(const std::string& what) const {
+        const std::string as_pg = geteuid() == 0 ? "runuser -u postgres -- " : "";
+        const std::string cmd = "cd /tmp && " + as_pg + kBin + "/pg_ctl -D " + dir_ + "/data -l " +
+                                dir_ + "/server.log " + what + " >/dev/null 2>&1";
+        return std::system(cmd.c_str()) == 0;
+    }
 
     static int free_port() {
         const int fd = socket(AF_INET, SOCK_STREAM, 0);

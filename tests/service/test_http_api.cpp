@@ -323,6 +323,78 @@ TEST_P(Api, LeasesExpireAndReleaseTheirHold) {
     EXPECT_EQ(late.body["error"], "lease_already_expired");
 }
 
+// docs/api.md: a lease's ttl_s is 1..604800 when given (0 is not "the default"); a non-empty body
+// must be application/json (the device endpoints also take a form), else 415 and nothing changes.
+TEST_P(Api, ServerKeepsTheDocumentedBodyAndTtlRules) {
+    auto s = start();
+    const auto u = s->make_user("rules@x.org");
+    s->grant(u.account_id, 100'000, "g-rules");
+    const Reply zero = s->post(
+        "/v1/leases", obj({{"lease_id", "z"}, {"device_id", "d"}, {"want_ms", 1000}, {"ttl_s", 0}}),
+        u.access_token);
+    EXPECT_EQ(zero.status, 400);
+    EXPECT_EQ(zero.body["error"], "invalid_field");
+    EXPECT_EQ(zero.body["field"], "ttl_s");
+    const Reply dflt =
+        s->post("/v1/leases", obj({{"lease_id", "d"}, {"device_id", "d"}, {"want_ms", 1000}}),
+                u.access_token);
+    ASSERT_EQ(dflt.status, 201);
+    EXPECT_EQ(dflt.body["expires_at"].asInt64() - dflt.body["created_at"].asInt64(), 86400);
+
+    httplib::Client cli("127.0.0.1", s->port());
+    const httplib::Headers auth = {{"Authorization", "Bearer " + u.access_token}};
+    const std::string lease = R"({"lease_id":"ct","device_id":"d","want_ms":1000})";
+    for (const char* type :
+         {"text/plain", "application/x-www-form-urlencoded", "application/jsonx", "text/json"}) {
+        auto res = cli.Post("/v1/leases", auth, lease, type);
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 415) << type;
+        EXPECT_NE(res->body.find("unsupported_media_type"), std::string::npos) << res->body;
+    }
+    {  // no Content-Type header at all
+        httplib::Request req;
+        req.method = "POST";
+        req.path = "/v1/leases";
+        req.headers = auth;
+        req.body = lease;
+        auto res = cli.send(req);
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 415);
+    }
+    EXPECT_EQ(s->get("/v1/leases/ct", u.access_token).status, 404) << "a refused body acted";
+    auto ok = cli.Post("/v1/leases", auth, lease, "Application/JSON; charset=utf-8");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 201) << ok->body;
+    {  // a body-less POST needs no Content-Type
+        httplib::Request req;
+        req.method = "POST";
+        req.path = "/v1/me/totp/setup";
+        req.headers = auth;
+        auto res = cli.send(req);
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 200) << res->body;
+    }
+
+    // Device endpoints take the OAuth form too (RFC 8628 §3.1, §3.4).
+    auto authz = cli.Post("/v1/device/authorize", "client_id=plugin&device_name=Studio",
+                          "application/x-www-form-urlencoded");
+    ASSERT_TRUE(authz);
+    EXPECT_EQ(authz->status, 200) << authz->body;
+    Json::Value granted;
+    std::string err;
+    ASSERT_TRUE(parse_json_text(authz->body, granted, err));
+    auto poll = cli.Post("/v1/device/token",
+                         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"
+                         "&client_id=plugin&device_code=" +
+                             granted["device_code"].asString(),
+                         "application/x-www-form-urlencoded");
+    ASSERT_TRUE(poll);
+    EXPECT_NE(poll->body.find("authorization_pending"), std::string::npos) << poll->body;
+    auto plain = cli.Post("/v1/device/authorize", "client_id=plugin", "text/plain");
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(plain->status, 415);
+}
+
 TEST_P(Api, SignInRateLimitAnswers429WithRetryAfter) {
     auto s = start();
     s->make_user("rl@x.org");

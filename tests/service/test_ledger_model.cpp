@@ -251,7 +251,7 @@ int run_sequence(Harness& h, std::mt19937_64& rng, int steps) {
                 lease.granted_ms = granted;
                 lease.hold = h.ledger.cost_mt(granted);
                 EXPECT_EQ(out.body["hold_mt"].asInt64(), lease.hold) << where;
-                lease.expires_at = now + r.ttl_s * kSecond;
+                lease.expires_at = now + *r.ttl_s * kSecond;
                 int64_t remaining = lease.hold;
                 for (const auto& lot_id : model.draw_order(owner, now)) {
                     if (remaining == 0) break;
