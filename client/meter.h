@@ -54,6 +54,10 @@ struct MeterOptions {
     std::string server_url;  // empty: flag > $STEMSPHERE_SERVER > config file > built-in default
     std::string config_dir;  // empty: $XDG_CONFIG_HOME/stemsphere (or ~/.config/stemsphere)
     std::string client_id = "stemsphere-plugin";
+    // Added after the first contract (defaults keep earlier callers unchanged):
+    std::int64_t lease_ms = 600'000;  // minutes reserved ahead per lease (renewed at half use)
+    std::int64_t lease_ttl_s = 0;     // lease lifetime asked for; 0: the server's default (24 h)
+    long request_timeout_ms = 8000;   // per HTTP exchange, so a hanging server cannot stall us
 };
 
 // Opens the signed-in user's meter (credentials and usage journal in config_dir). Never throws:

@@ -8,6 +8,7 @@
 
 #include "engine/denormals.h"
 #include "engine/dsp_mask_estimator.h"
+#include "engine/neural/blended_mask_estimator.h"
 #include "engine/neural/model_ensemble.h"
 
 namespace stemsphere {
@@ -41,8 +42,10 @@ uint32_t Processor::hrtf_filter_taps(double sample_rate) {
     return 512u * static_cast<uint32_t>(std::max(1.0, std::ceil(sample_rate / 48000.0)));
 }
 
-Processor::Processor(double sample_rate, std::unique_ptr<MaskEstimator> estimator)
+Processor::Processor(double sample_rate, std::unique_ptr<MaskEstimator> estimator,
+                     BlendedMaskEstimator* fallback)
     : engine_(stft_format_for_rate(sample_rate), std::move(estimator)),
+      fallback_(fallback),
       renderer_(renderer_config(sample_rate, engine_.hop())),
       hop_(engine_.hop()) {
     in_hop_[0].assign(hop_, 0.0f);
@@ -60,97 +63,77 @@ std::unique_ptr<Processor> Processor::with_dsp_backend(double sample_rate) {
         sample_rate, std::make_unique<DspMaskEstimator>(stft_format_for_rate(sample_rate)));
 }
 
+void Processor::set_dsp_fallback(bool on) {
+    if (fallback_ == nullptr || on == fallback_on_) return;
+    fallback_on_ = on;
+    fallback_->set_secondary_weight_target(on ? 1.0f : 0.0f, kFallbackFadeHops);
+}
+
+bool Processor::dsp_fallback_audible() const {
+    return fallback_ != nullptr && fallback_->secondary_weight() > 0.0f;
+}
+
 bool Processor::set_hrtf(const HrtfSet* set) {
     return renderer_.set_hrtf(set);
 }
 
-const char* quality_mode_name(QualityMode mode) {
-    switch (mode) {
-        case QualityMode::kLiveDsp:
-            return "Live (DSP)";
-        case QualityMode::kLiveNeural:
-            return "Live (neural)";
-        case QualityMode::kStudio:
-            return "Studio (neural)";
-        case QualityMode::kRender:
-            return "Render (neural)";
-    }
-    return "unknown";
-}
-
 std::vector<std::string> quality_mode_model_files(QualityMode mode) {
-    // Each neural mode averages its own network with those of the faster modes: separately
-    // trained networks err differently, and the equal blend of Studio and Live scored above
-    // either alone on the held-out synthetic songs and on real music (docs/models.md §6).
-    switch (mode) {
-        case QualityMode::kLiveDsp:
-            return {};
-        case QualityMode::kLiveNeural:
-            return {"live.stsnn"};
-        case QualityMode::kStudio:
-            return {"studio.stsnn", "live.stsnn"};
-        case QualityMode::kRender:
-            return {"render.stsnn", "studio.stsnn", "live.stsnn"};
+    const QualityModeInfo& info = quality_mode_info(mode);
+    std::vector<std::string> files;
+    if (info.model_file.empty()) return files;
+    files.emplace_back(info.model_file);
+    for (size_t i = 0; i < info.also_averages_count; ++i) {
+        files.emplace_back(quality_mode_info(info.also_averages[i]).model_file);
     }
-    return {};
+    return files;
 }
 
 namespace {
-// The mode a model file was trained for: the mode that lists it first.
-QualityMode trained_for(const std::string& file) {
-    for (uint32_t m = 0; m < kQualityModeCount; ++m) {
-        const auto files = quality_mode_model_files(static_cast<QualityMode>(m));
-        if (!files.empty() && files.front() == file) return static_cast<QualityMode>(m);
-    }
-    return QualityMode::kLiveDsp;  // no model fits it
-}
-
-// Live models look nowhere ahead, Studio ones at most 1 s; Render latency is not bounded
-// offline (the parser caps every look-ahead).
-bool model_fits(const NeuralModel& model, QualityMode mode, const StftFormat& format) {
+// A model file fits the mode that owns it when it declares that mode's variant and keeps to its
+// look-ahead rule (the parser caps every look-ahead, so "unbounded" stays finite).
+bool model_fits(const NeuralModel& model, const QualityModeInfo& owner, const StftFormat& format) {
     const double lookahead_s =
         static_cast<double>(model.lookahead * format.hop) / format.sample_rate;
-    switch (mode) {
-        case QualityMode::kLiveNeural:
-            return model.variant == NeuralVariant::kLive && model.lookahead == 0;
-        case QualityMode::kStudio:
-            return model.variant == NeuralVariant::kStudio && lookahead_s <= 1.0;
-        case QualityMode::kRender:
-            return model.variant == NeuralVariant::kRender;
-        case QualityMode::kLiveDsp:
-            break;
-    }
-    return false;
+    return model.variant == owner.variant && lookahead_s <= owner.max_lookahead_s;
 }
 }  // namespace
 
 std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mode,
                                              const std::string& models_dir, std::string* error) {
-    const std::vector<std::string> files = quality_mode_model_files(mode);
-    if (files.empty()) return with_dsp_backend(sample_rate);
+    const QualityModeInfo& info = quality_mode_info(mode);
+    if (info.model_file.empty()) return with_dsp_backend(sample_rate);
+    // Its own network first, then those of the modes it averages in.
+    std::vector<const QualityModeInfo*> owners = {&info};
+    for (size_t i = 0; i < info.also_averages_count; ++i) {
+        owners.push_back(&quality_mode_info(info.also_averages[i]));
+    }
     const StftFormat format = stft_format_for_rate(sample_rate);
     std::vector<std::shared_ptr<const NeuralModel>> models;
-    for (const std::string& file : files) {
-        const std::string path = models_dir + "/" + file;
+    for (const QualityModeInfo* owner : owners) {
+        const std::string path = models_dir + "/" + std::string(owner->model_file);
         std::string why;
         auto model = NeuralModel::load(path, &why);
         if (!model) {
-            *error = std::string(quality_mode_name(mode)) + ": " + why;
+            *error = std::string(info.label) + ": " + why;
             return nullptr;
         }
-        const QualityMode made_for = trained_for(file);
-        if (!model_fits(*model, made_for, format)) {
-            *error = std::string(quality_mode_name(mode)) + ": " + path + " is not a " +
-                     quality_mode_name(made_for) + " model (variant or look-ahead)";
+        if (!model_fits(*model, *owner, format)) {
+            *error = std::string(info.label) + ": " + path + " is not a " +
+                     std::string(owner->label) + " model (variant or look-ahead)";
             return nullptr;
         }
         models.push_back(std::move(model));
     }
     try {
-        return std::make_unique<Processor>(sample_rate,
-                                           make_ensemble_estimator(std::move(models), format));
+        auto ensemble = make_ensemble_estimator(std::move(models), format);
+        if (!info.metered) return std::make_unique<Processor>(sample_rate, std::move(ensemble));
+        // Weight 0 keeps the ensemble's masks bit for bit until a fallback is asked for.
+        auto blend = std::make_unique<BlendedMaskEstimator>(
+            std::move(ensemble), std::make_unique<DspMaskEstimator>(format), format.bins(), 0.0f);
+        BlendedMaskEstimator* fallback = blend.get();
+        return std::make_unique<Processor>(sample_rate, std::move(blend), fallback);
     } catch (const std::exception& e) {
-        *error = std::string(quality_mode_name(mode)) + ": " + e.what();
+        *error = std::string(info.label) + ": " + e.what();
         return nullptr;
     }
 }

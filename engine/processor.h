@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/binaural/binaural_renderer.h"
+#include "engine/quality_modes.h"
 #include "engine/separation_engine.h"
 
 namespace stemsphere {
@@ -42,30 +43,38 @@ struct ProcessorControls {
     float head_roll_deg = 0.0f;
 };
 
-// The quality modes of the plugin: which separation back end runs. The neural modes need their
-// model file (models/weights/*.stsnn, installed in the bundle's models/ folder). Live stays under
-// 25 ms, Studio looks ahead at most 1 s; Render is for batch renders and offline bounces: its
-// network sees about 1.5 s on each side of a frame, reported as latency like Studio's.
-enum class QualityMode : uint32_t { kLiveDsp = 0, kLiveNeural = 1, kStudio = 2, kRender = 3 };
-inline constexpr uint32_t kQualityModeCount = 4;
-const char* quality_mode_name(QualityMode mode);
-// File names of the models a mode runs, inside a models folder: the mode's own first (its
-// look-ahead sets the latency), then those it averages in. Empty for the DSP back end.
+// The model files a mode runs, inside a models folder: its own first (its look-ahead sets the
+// latency), then those of the modes it averages in (engine/quality_modes.h). Empty for DSP.
 std::vector<std::string> quality_mode_model_files(QualityMode mode);
 
 // Output channel order of process(): main L/R, then each stem L/R in Stem order.
 inline constexpr size_t kOutputChannels = 2 + 2 * kStemCount;
 
+class BlendedMaskEstimator;
+
 class Processor {
   public:
-    Processor(double sample_rate, std::unique_ptr<MaskEstimator> estimator);
+    // fallback: when the estimator is a blend of a neural ensemble (primary) and the DSP back end
+    // (secondary) that set_dsp_fallback() moves between; owned by `estimator`, may be null.
+    Processor(double sample_rate, std::unique_ptr<MaskEstimator> estimator,
+              BlendedMaskEstimator* fallback = nullptr);
     // The free DSP back end at the rate's STFT format.
     static std::unique_ptr<Processor> with_dsp_backend(double sample_rate);
     // Off the audio thread: a processor for `mode`, loading its model from `models_dir`.
     // nullptr and a one-line *error (missing/corrupt model, wrong variant, a Live model with
     // look-ahead, a Studio model looking ahead more than 1 s).
+    // Metered modes also run the DSP back end, aligned to their look-ahead, for
+    // set_dsp_fallback().
     static std::unique_ptr<Processor> create(double sample_rate, QualityMode mode,
                                              const std::string& models_dir, std::string* error);
+
+    // Real-time safe. On: the separation cross-fades to the DSP back end over kFallbackFadeHops
+    // hops (about 23 ms at any rate), at unchanged latency; off: back to the mode's networks.
+    // reset() completes a fade at once. No effect on a processor without networks.
+    void set_dsp_fallback(bool on);
+    // True while any DSP share is heard (fading or faded); false for DSP-only processors.
+    bool dsp_fallback_audible() const;
+    static constexpr size_t kFallbackFadeHops = 4;
 
     size_t latency() const { return engine_.hop_latency() + engine_.hop(); }
     const StftFormat& format() const { return engine_.format(); }
@@ -88,6 +97,8 @@ class Processor {
     void run_hop();
 
     SeparationEngine engine_;
+    BlendedMaskEstimator* fallback_;  // inside engine_'s estimator, or null
+    bool fallback_on_ = false;
     BinauralRenderer renderer_;
     ProcessorControls controls_;
     size_t hop_;

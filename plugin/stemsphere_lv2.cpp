@@ -17,6 +17,7 @@
 #include <lv2/urid/urid.h>
 #include <lv2/worker/worker.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -27,12 +28,15 @@
 
 #include "engine/binaural/hrtf_set.h"
 #include "engine/processor.h"
+#include "plugin/metering.h"
+#include "plugin/ports.h"
 
 namespace {
 
 using stemsphere::HrtfSet;
 using stemsphere::kOutputChannels;
 using stemsphere::kStemCount;
+using namespace stemsphere::plugin;  // the port table
 
 constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
 constexpr const char* kHrtfFileUri = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";
@@ -40,42 +44,34 @@ constexpr const char* kHrtfFileUri = "https://stemsphere.dev/plugins/stemsphere#
 constexpr const char* kDefaultHrtf = "/usr/share/libmysofa/default.sofa";
 constexpr size_t kMaxPath = 4096;
 
-// Port indices; must match ttl/stemsphere.ttl.in.
-enum Port : uint32_t {
-    kInL = 0,
-    kInR = 1,
-    kOutFirst = 2,  // main L/R, then vocals, drums, bass, other (L/R each)
-    kEnabled = kOutFirst + kOutputChannels,
-    kQuality,
-    kGainFirst,
-    kMuteFirst = kGainFirst + kStemCount,
-    kSoloFirst = kMuteFirst + kStemCount,
-    kLatency = kSoloFirst + kStemCount,
-    kControl,
-    kNotify,
-    kBinaural,
-    kAzimuthFirst,
-    kElevationFirst = kAzimuthFirst + kStemCount,
-    kDistanceFirst = kElevationFirst + kStemCount,
-    kWidthFirst = kDistanceFirst + kStemCount,
-    kYaw = kWidthFirst + kStemCount,
-    kPitch,
-    kRoll,
-    kPortCount
-};
-
 // A control value from the host: NaN/Inf (buggy hosts, corrupt sessions) fall back to the
-// default, everything else is clamped to the declared range.
-float control_value(const float* port, float fallback, float lo, float hi) {
-    if (port == nullptr) return fallback;
+// default, everything else is clamped to the declared range (plugin/ports.h).
+float control_value(const float* port, const PortInfo& info) {
+    if (port == nullptr) return info.default_value;
     const float v = *port;
-    if (!std::isfinite(v)) return fallback;
-    return v < lo ? lo : (v > hi ? hi : v);
+    if (!std::isfinite(v)) return info.default_value;
+    return v < info.minimum ? info.minimum : (v > info.maximum ? info.maximum : v);
 }
 
-bool toggle_value(const float* port, bool fallback) {
-    return control_value(port, fallback ? 1.0f : 0.0f, 0.0f, 1.0f) > 0.5f;
-}
+// The engine's own defaults are the ports' defaults, so an unconnected port changes nothing.
+static_assert([] {
+    constexpr stemsphere::ProcessorControls d{};
+    bool same = d.enabled == (kPorts[kEnabled].default_value > 0.5f) &&
+                d.binaural == (kPorts[kBinaural].default_value > 0.5f) &&
+                d.head_yaw_deg == kPorts[kYaw].default_value &&
+                d.head_pitch_deg == kPorts[kPitch].default_value &&
+                d.head_roll_deg == kPorts[kRoll].default_value;
+    for (uint32_t s = 0; s < kStemCount; ++s) {
+        same = same && d.stems[s].gain_db == kPorts[kGainFirst + s].default_value &&
+               d.stems[s].mute == (kPorts[kMuteFirst + s].default_value > 0.5f) &&
+               d.stems[s].solo == (kPorts[kSoloFirst + s].default_value > 0.5f) &&
+               d.placement[s].azimuth_deg == kPorts[kAzimuthFirst + s].default_value &&
+               d.placement[s].elevation_deg == kPorts[kElevationFirst + s].default_value &&
+               d.placement[s].distance_m == kPorts[kDistanceFirst + s].default_value &&
+               d.placement[s].width_deg == kPorts[kWidthFirst + s].default_value;
+    }
+    return same;
+}());
 
 // The data of an optional host feature, or nullptr.
 template <typename T>
@@ -142,8 +138,21 @@ struct Uris {
     }
 };
 
+// Frames of the block from its first to its last non-silent frame: digital silence at a block's
+// edges is never metered (a DAW keeps running plugins on idle tracks, a renderer flushes its
+// latency with zeros), so an N-minute song is N minutes whatever the block grid.
+uint32_t sounding_frames(const float* l, const float* r, uint32_t n) {
+    uint32_t first = 0;
+    while (first < n && l[first] == 0.0f && r[first] == 0.0f) ++first;
+    if (first == n) return 0;
+    uint32_t last = n - 1;
+    while (l[last] == 0.0f && r[last] == 0.0f) --last;
+    return last - first + 1;
+}
+
 struct Stemsphere {
-    explicit Stemsphere(const LV2_URID_Map* m) : uris(m) {}
+    Stemsphere(const LV2_URID_Map* m, double sample_rate)
+        : rate(sample_rate), uris(m), usage(sample_rate) {}
 
     double rate = 48000.0;
     std::string models_dir;  // <bundle>/models: the neural modes' weights
@@ -151,6 +160,8 @@ struct Stemsphere {
     LV2_Atom_Forge forge{};
     LV2_Log_Logger logger{};
     const LV2_Worker_Schedule* schedule = nullptr;
+    stemsphere::plugin::UsageChannel usage;  // metered milliseconds → the client thread
+    bool metering = false;                   // registered with the MeteringService
     std::unique_ptr<stemsphere::Processor> processor;
     stemsphere::QualityMode active_mode = stemsphere::QualityMode::kLiveDsp;     // of `processor`
     stemsphere::QualityMode requested_mode = stemsphere::QualityMode::kLiveDsp;  // last asked for
@@ -158,51 +169,46 @@ struct Stemsphere {
     char hrtf_path[kMaxPath] = {};  // its file; "" when none
     bool notify_path = false;       // announce hrtf_path on the notify port at the next run()
 
-    const float* in[2] = {nullptr, nullptr};
-    float* out[kOutputChannels] = {};
-    const LV2_Atom_Sequence* control = nullptr;
-    LV2_Atom_Sequence* notify = nullptr;
-    const float* enabled = nullptr;
-    const float* quality = nullptr;
-    const float* gain[kStemCount] = {};
-    const float* mute[kStemCount] = {};
-    const float* solo[kStemCount] = {};
-    const float* binaural = nullptr;
-    const float* azimuth[kStemCount] = {};
-    const float* elevation[kStemCount] = {};
-    const float* distance[kStemCount] = {};
-    const float* width[kStemCount] = {};
-    const float* yaw = nullptr;
-    const float* pitch = nullptr;
-    const float* roll = nullptr;
-    float* latency = nullptr;
+    // Port buffers by index (plugin/ports.h); null until the host connects them.
+    std::array<void*, kPortCount> port{};
+
+    template <typename T>
+    T* port_as(uint32_t index) const {
+        return static_cast<T*>(port[index]);
+    }
+    float control(uint32_t index) const {
+        return control_value(static_cast<const float*>(port[index]), kPorts[index]);
+    }
+    bool toggle(uint32_t index) const { return control(index) > 0.5f; }
 
     stemsphere::ProcessorControls read_controls() const {
         stemsphere::ProcessorControls c;
-        const stemsphere::ProcessorControls defaults;
-        c.enabled = toggle_value(enabled, true);
-        c.binaural = toggle_value(binaural, true);
-        for (size_t s = 0; s < kStemCount; ++s) {
-            c.stems[s].gain_db = control_value(gain[s], 0.0f, -60.0f, 12.0f);
-            c.stems[s].mute = toggle_value(mute[s], false);
-            c.stems[s].solo = toggle_value(solo[s], false);
-            const auto& d = defaults.placement[s];
+        c.enabled = toggle(kEnabled);
+        c.binaural = toggle(kBinaural);
+        for (uint32_t s = 0; s < kStemCount; ++s) {
+            c.stems[s].gain_db = control(kGainFirst + s);
+            c.stems[s].mute = toggle(kMuteFirst + s);
+            c.stems[s].solo = toggle(kSoloFirst + s);
             auto& p = c.placement[s];
-            p.azimuth_deg = control_value(azimuth[s], d.azimuth_deg, -180.0f, 180.0f);
-            p.elevation_deg = control_value(elevation[s], d.elevation_deg, -90.0f, 90.0f);
-            p.distance_m = control_value(distance[s], d.distance_m, 0.25f, 20.0f);
-            p.width_deg = control_value(width[s], d.width_deg, 0.0f, 180.0f);
+            p.azimuth_deg = control(kAzimuthFirst + s);
+            p.elevation_deg = control(kElevationFirst + s);
+            p.distance_m = control(kDistanceFirst + s);
+            p.width_deg = control(kWidthFirst + s);
         }
-        c.head_yaw_deg = control_value(yaw, 0.0f, -180.0f, 180.0f);
-        c.head_pitch_deg = control_value(pitch, 0.0f, -90.0f, 90.0f);
-        c.head_roll_deg = control_value(roll, 0.0f, -180.0f, 180.0f);
+        c.head_yaw_deg = control(kYaw);
+        c.head_pitch_deg = control(kPitch);
+        c.head_roll_deg = control(kRoll);
         return c;
     }
 
     stemsphere::QualityMode read_mode() const {
-        const float v = control_value(quality, 0.0f, 0.0f,
-                                      static_cast<float>(stemsphere::kQualityModeCount - 1));
-        return static_cast<stemsphere::QualityMode>(static_cast<uint32_t>(std::lround(v)));
+        return static_cast<stemsphere::QualityMode>(
+            static_cast<uint32_t>(std::lround(control(kQuality))));
+    }
+
+    // A metered mode plays Live (DSP) while no lease covers it (same latency, cross-faded).
+    bool needs_fallback(stemsphere::QualityMode mode) const {
+        return stemsphere::quality_mode_info(mode).metered && !usage.licensed();
     }
 
     // Off the audio thread: a processor for `mode`, or nullptr (logged; the caller keeps the
@@ -227,6 +233,7 @@ struct Stemsphere {
                                              stemsphere::QualityMode mode) {
         p->set_hrtf(hrtf.get());
         p->set_controls(read_controls());
+        p->set_dsp_fallback(needs_fallback(mode));
         p->reset();
         stemsphere::Processor* old = processor.release();
         processor.reset(p);
@@ -278,8 +285,7 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
         return nullptr;
     }
     try {
-        auto self = std::make_unique<Stemsphere>(map);
-        self->rate = rate;
+        auto self = std::make_unique<Stemsphere>(map, rate);
         self->logger = logger;
         self->schedule = schedule;
         self->models_dir = std::string(bundle_path != nullptr ? bundle_path : ".") + "/models";
@@ -292,6 +298,9 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
         lv2_log_note(&self->logger, "Stemsphere: %.0f Hz, STFT %zu/%zu, latency %zu frames\n", rate,
                      self->processor->format().fft_size, self->processor->format().hop,
                      self->processor->latency());
+        // The process's metering thread starts (or gains a user) here, never in run().
+        stemsphere::plugin::MeteringService::acquire(&self->usage, &self->logger);
+        self->metering = true;
         return self.release();
     } catch (const std::exception& e) {
         lv2_log_error(&logger, "Stemsphere: cannot start: %s\n", e.what());
@@ -301,44 +310,7 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
 
 void connect_port(LV2_Handle handle, uint32_t port, void* data) {
     auto* self = static_cast<Stemsphere*>(handle);
-    auto in = [&](const float** p, uint32_t first) { p[port - first] = static_cast<float*>(data); };
-    if (port == kInL || port == kInR) {
-        self->in[port] = static_cast<const float*>(data);
-    } else if (port >= kOutFirst && port < kOutFirst + kOutputChannels) {
-        self->out[port - kOutFirst] = static_cast<float*>(data);
-    } else if (port == kEnabled) {
-        self->enabled = static_cast<const float*>(data);
-    } else if (port == kQuality) {
-        self->quality = static_cast<const float*>(data);
-    } else if (port >= kGainFirst && port < kMuteFirst) {
-        in(self->gain, kGainFirst);
-    } else if (port >= kMuteFirst && port < kSoloFirst) {
-        in(self->mute, kMuteFirst);
-    } else if (port >= kSoloFirst && port < kLatency) {
-        in(self->solo, kSoloFirst);
-    } else if (port == kLatency) {
-        self->latency = static_cast<float*>(data);
-    } else if (port == kControl) {
-        self->control = static_cast<const LV2_Atom_Sequence*>(data);
-    } else if (port == kNotify) {
-        self->notify = static_cast<LV2_Atom_Sequence*>(data);
-    } else if (port == kBinaural) {
-        self->binaural = static_cast<const float*>(data);
-    } else if (port >= kAzimuthFirst && port < kElevationFirst) {
-        in(self->azimuth, kAzimuthFirst);
-    } else if (port >= kElevationFirst && port < kDistanceFirst) {
-        in(self->elevation, kElevationFirst);
-    } else if (port >= kDistanceFirst && port < kWidthFirst) {
-        in(self->distance, kDistanceFirst);
-    } else if (port >= kWidthFirst && port < kYaw) {
-        in(self->width, kWidthFirst);
-    } else if (port == kYaw) {
-        self->yaw = static_cast<const float*>(data);
-    } else if (port == kPitch) {
-        self->pitch = static_cast<const float*>(data);
-    } else if (port == kRoll) {
-        self->roll = static_cast<const float*>(data);
-    }
+    if (port < kPortCount) self->port[port] = data;
 }
 
 void activate(LV2_Handle handle) {
@@ -353,6 +325,7 @@ void activate(LV2_Handle handle) {
         }
     }
     self->processor->set_controls(self->read_controls());
+    self->processor->set_dsp_fallback(self->needs_fallback(self->active_mode));
     self->processor->reset();
     self->notify_path = true;
 }
@@ -384,9 +357,10 @@ void handle_message(Stemsphere* self, const LV2_Atom_Object* obj) {
 }
 
 void write_notifications(Stemsphere* self) {
-    if (self->notify == nullptr) return;
-    const uint32_t capacity = self->notify->atom.size;
-    lv2_atom_forge_set_buffer(&self->forge, reinterpret_cast<uint8_t*>(self->notify), capacity);
+    auto* notify = self->port_as<LV2_Atom_Sequence>(kNotify);
+    if (notify == nullptr) return;
+    const uint32_t capacity = notify->atom.size;
+    lv2_atom_forge_set_buffer(&self->forge, reinterpret_cast<uint8_t*>(notify), capacity);
     LV2_Atom_Forge_Frame seq;
     lv2_atom_forge_sequence_head(&self->forge, &seq, 0);
     if (self->notify_path && self->hrtf_path[0] != '\0') {
@@ -407,9 +381,11 @@ void write_notifications(Stemsphere* self) {
 
 void run(LV2_Handle handle, uint32_t n) {
     auto* self = static_cast<Stemsphere*>(handle);
-    if (self->latency != nullptr) *self->latency = static_cast<float>(self->processor->latency());
-    if (self->control != nullptr) {
-        LV2_ATOM_SEQUENCE_FOREACH(self->control, ev) {
+    if (float* latency = self->port_as<float>(kLatency)) {
+        *latency = static_cast<float>(self->processor->latency());
+    }
+    if (const auto* control = self->port_as<const LV2_Atom_Sequence>(kControl)) {
+        LV2_ATOM_SEQUENCE_FOREACH(control, ev) {
             if (lv2_atom_forge_is_object_type(&self->forge, ev->body.type)) {
                 handle_message(self, reinterpret_cast<const LV2_Atom_Object*>(&ev->body));
             }
@@ -426,13 +402,32 @@ void run(LV2_Handle handle, uint32_t n) {
             self->requested_mode = mode;
         }
     }
-    if (self->in[0] == nullptr || self->in[1] == nullptr) return;  // host bug: nothing to read
+    const float* in_l = self->port_as<const float>(kInL);
+    const float* in_r = self->port_as<const float>(kInR);
+    if (in_l == nullptr || in_r == nullptr) return;  // host bug: nothing to read
+    float* out[kOutputChannels];
+    for (uint32_t c = 0; c < kOutputChannels; ++c) out[c] = self->port_as<float>(kOutFirst + c);
+    // Metering: two atomic loads, and a ring push when a metered mode really ran.
+    const bool metered = stemsphere::quality_mode_info(self->active_mode).metered;
+    const bool licensed = self->usage.licensed();
+    self->usage.set_wanted(metered);
+    if (float* status = self->port_as<float>(kStatus)) {
+        *status = metered ? self->usage.state()
+                          : static_cast<float>(stemsphere::client::LicenceState::free_mode);
+    }
+    self->processor->set_dsp_fallback(metered && !licensed);
     self->processor->set_controls(self->read_controls());
-    self->processor->process(self->in[0], self->in[1], self->out, n);
+    // Counted before process(): hosts may process in place.
+    const uint32_t metered_frames = metered && licensed ? sounding_frames(in_l, in_r, n) : 0;
+    self->processor->process(in_l, in_r, out, n);
+    if (metered_frames > 0) self->usage.add_frames(metered_frames);
 }
 
 void cleanup(LV2_Handle handle) {
-    delete static_cast<Stemsphere*>(handle);
+    auto* self = static_cast<Stemsphere*>(handle);
+    // Records this instance's last milliseconds; the last instance stops the client thread.
+    if (self->metering) stemsphere::plugin::MeteringService::release(&self->usage);
+    delete self;
 }
 
 // Worker thread: load or free HRTF sets.

@@ -21,6 +21,12 @@ class BlendedMaskEstimator final : public MaskEstimator {
                          std::unique_ptr<MaskEstimator> secondary, size_t bins,
                          float secondary_weight);
 
+    // Real-time safe: moves the secondary's weight to `target` (clamped to [0, 1]) in equal steps
+    // over the next `ramp_frames` estimate() calls (at once when 0). reset() jumps to the target.
+    // The plugin fades a metered neural mode to the DSP back end this way, at constant latency.
+    void set_secondary_weight_target(float target, size_t ramp_frames);
+    float secondary_weight() const { return weight_; }
+
     size_t lookahead_frames() const override { return lookahead_; }
     void estimate(const std::complex<float>* left, const std::complex<float>* right,
                   float* masks) override;
@@ -30,6 +36,8 @@ class BlendedMaskEstimator final : public MaskEstimator {
     std::unique_ptr<MaskEstimator> primary_, secondary_;
     size_t bins_;
     float weight_;
+    float target_;
+    float step_ = 0.0f;  // per estimate() call, towards target_
     size_t lookahead_;
     size_t delay_;                // frames the secondary's masks wait
     std::vector<float> pending_;  // (delay_ + 1) × kStemCount × bins ring of secondary masks

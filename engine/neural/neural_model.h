@@ -12,10 +12,9 @@
 #include <string>
 #include <vector>
 
-namespace stemsphere {
+#include "engine/quality_modes.h"  // NeuralVariant
 
-// kRender: a centred-context model for offline rendering (the plugin's Render mode).
-enum class NeuralVariant : uint32_t { kLive = 0, kStudio = 1, kTest = 2, kRender = 3 };
+namespace stemsphere {
 
 struct NeuralModel {
     static constexpr uint32_t kFormatVersion = 2;     // written by models/export.py

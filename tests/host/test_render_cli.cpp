@@ -30,9 +30,11 @@ struct CommandResult {
 std::string g_bundle;  // from the command line, see main()
 std::string g_uri;
 
-CommandResult run_render(const std::string& arguments) {
+// `environment`: "NAME='value' ..." for this run only.
+CommandResult run_render(const std::string& arguments, const std::string& environment = "") {
     // An address-space cap: a runaway plugin fails the test instead of exhausting the machine.
-    std::string command = std::string("ulimit -v 8000000; '") + STEMSPHERE_RENDER_EXE + "'";
+    std::string command =
+        std::string("ulimit -v 8000000; ") + environment + " '" + STEMSPHERE_RENDER_EXE + "'";
     if (!g_bundle.empty()) command += " --bundle '" + g_bundle + "'";
     if (!g_uri.empty()) command += " --uri '" + g_uri + "'";
     command += " " + arguments + " 2>&1";
@@ -109,6 +111,9 @@ class RenderCli : public ::testing::Test {
             (fs::temp_directory_path() / "stemsphere-render-test-XXXXXX").string();
         ASSERT_NE(mkdtemp(pattern.data()), nullptr);
         dir_ = pattern;
+        // No sign-in of the user running the tests is ever read or used.
+        setenv("XDG_CONFIG_HOME", (dir_ / "config").c_str(), 1);
+        setenv("STEMSPHERE_SERVER", "http://127.0.0.1:9", 1);
     }
     void TearDown() override {
         std::error_code ec;
@@ -373,6 +378,83 @@ TEST_F(RenderCli, PlaceMovesAStemAndRejectsBadSyntax) {
 }
 
 }  // namespace
+
+// The metered modes through the scripted bundle's meter (tests/plugin/scripted_meter.cpp, its
+// control file named by $STEMSPHERE_SCRIPTED_METER): no lease → nothing rendered, a clear
+// message and exit status 3; --offline-ok → Live (DSP), said so; with a lease every millisecond
+// of the song is metered once (the silent priming and latency flush are not).
+class RenderMetering : public RenderCli {
+  protected:
+    void SetUp() override {
+        RenderCli::SetUp();
+        if (run_render("--list").output.find("Render (neural)") == std::string::npos) {
+            GTEST_SKIP() << "the bundle under test has no metered modes";
+        }
+        // Noise: no digital silence at either end (silence is not metered).
+        Audio noise;
+        noise.rate = 44100;
+        noise.channels = 2;
+        uint32_t state = 7;
+        for (size_t i = 0; i < 2 * 3 * 44100; ++i) {
+            state = state * 1664525u + 1013904223u;
+            noise.samples.push_back(0.05f + 0.2f * static_cast<float>(state >> 8) / 16777216.0f);
+        }
+        write_audio(path("in.wav"), noise, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+    }
+    std::string meter(const std::string& control) {
+        std::ofstream(path("meter")) << control;
+        return "STEMSPHERE_SCRIPTED_METER='" + path("meter") + "'";
+    }
+};
+
+TEST_F(RenderMetering, WithoutALeaseNothingIsRenderedAndTheMessageSaysWhy) {
+    const auto result =
+        run_render("--quality studio --out '" + path("out") + "' '" + path("in.wav") + "'",
+                   meter("state=0\n"));
+    EXPECT_EQ(result.status, 3) << result.output;
+    EXPECT_EQ(line_count(result.output), 1u) << result.output;
+    EXPECT_NE(result.output.find("Studio (neural) is metered and cannot be leased (Signed out"),
+              std::string::npos)
+        << result.output;
+    EXPECT_NE(result.output.find("--offline-ok"), std::string::npos);
+    EXPECT_FALSE(fs::exists(dir_ / "out")) << "nothing rendered";
+    const auto exhausted =
+        run_render("--quality live '" + path("in.wav") + "'", meter("state=4\n"));
+    EXPECT_EQ(exhausted.status, 3);
+    EXPECT_NE(exhausted.output.find("(Exhausted"), std::string::npos) << exhausted.output;
+}
+
+TEST_F(RenderMetering, OfflineOkRendersLiveDspAndSaysSo) {
+    const auto result = run_render(
+        "--offline-ok --quality render --out '" + path("fallback") + "' '" + path("in.wav") + "'",
+        meter("state=0\n"));
+    ASSERT_EQ(result.status, 0) << result.output;
+    EXPECT_NE(result.output.find("rendering in Live (DSP) instead (--offline-ok)"),
+              std::string::npos)
+        << result.output;
+    const auto dsp =
+        run_render("--quiet --quality dsp --out '" + path("dsp") + "' '" + path("in.wav") + "'");
+    ASSERT_EQ(dsp.status, 0) << dsp.output;
+    for (const char* file : kOutputs) {
+        EXPECT_EQ(read_audio(dir_ / "fallback" / file).samples,
+                  read_audio(dir_ / "dsp" / file).samples)
+            << file;
+    }
+    EXPECT_FALSE(fs::exists(path("meter") + ".used")) << "nothing metered";
+}
+
+TEST_F(RenderMetering, ALeasedRenderMetersExactlyTheSongOnce) {
+    const auto result = run_render(
+        "--quality live --block 333 --out '" + path("out") + "' '" + path("in.wav") + "'",
+        meter("state=1\n"));
+    ASSERT_EQ(result.status, 0) << result.output;
+    EXPECT_NE(result.output.find("Live (neural) is metered: 0:03.0 of audio"), std::string::npos)
+        << result.output;
+    std::ifstream used(path("meter") + ".used");
+    std::string word;
+    used >> word;
+    EXPECT_EQ(word, "used_ms=3000");
+}
 
 int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);

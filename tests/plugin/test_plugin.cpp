@@ -1,6 +1,8 @@
 // The Stemsphere bundle as a host sees it, through the project's lilv host: features, TTL,
 // reported latency vs measured impulse delay, mixture consistency, real-time safety (heap calls
 // counted inside run()), robustness to NaN/Inf and activate/deactivate, presets, state, bypass.
+// The scripted bundle is the plugin built with the scripted meter (tests/plugin/scripted_meter.cpp,
+// licensed unless a test says otherwise), so the metered neural modes run their networks here.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/mask_estimator.h"
 #include "tests/host/heap_counter.h"
 #include "tools/lv2host/plugin_host.h"
 
@@ -21,13 +24,13 @@ using stemsphere::host::PluginHost;
 
 constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
 constexpr uint32_t kMaxBlock = 4096;
-const char* const kStems[] = {"vocals", "drums", "bass", "other"};
+const auto& kStems = stemsphere::kStemNames;  // the engine's stem order, also the ports'.
 
 std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}) {
     opts.sample_rate = rate;
     opts.max_block = kMaxBlock;
     std::string error;
-    auto host = PluginHost::create(STEMSPHERE_BUNDLE_DIR, kUri, opts, &error);
+    auto host = PluginHost::create(STEMSPHERE_SCRIPTED_BUNDLE_DIR, kUri, opts, &error);
     EXPECT_NE(host, nullptr) << error;
     return host;
 }

@@ -553,6 +553,12 @@ std::vector<std::string> PluginHost::symbols_of(const std::vector<uint32_t>& ind
     return out;
 }
 
+std::vector<std::string> PluginHost::port_symbols() const {
+    std::vector<std::string> out;
+    for (const Port& port : ports_) out.push_back(port.symbol);
+    return out;
+}
+
 std::vector<std::string> PluginHost::audio_input_symbols() const {
     return symbols_of(audio_inputs_);
 }

@@ -101,6 +101,12 @@ class PluginHost {
     std::vector<std::string> audio_input_symbols() const;
     std::vector<std::string> audio_output_symbols() const;
 
+    // The symbol of every port, by port index (audio, control, atom and others).
+    std::vector<std::string> port_symbols() const;
+    // Atom ports, in port order.
+    std::vector<std::string> atom_input_symbols() const { return symbols_of(atom_inputs_); }
+    std::vector<std::string> atom_output_symbols() const { return symbols_of(atom_outputs_); }
+
     // Control ports, in port order.
     std::vector<std::string> control_input_symbols() const;
     std::vector<std::string> control_output_symbols() const;

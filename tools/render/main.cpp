@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <sndfile.h>
+
+#include "tools/render/render_metering.h"
 #include "tools/render/render_options.h"
 #include "tools/render/stem_renderer.h"
 
@@ -17,6 +20,27 @@ using namespace stemsphere::render;
 
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitNoLease = 3;
+
+// Total length of the inputs in milliseconds (unreadable ones count 0: they fail later).
+int64_t total_ms(const std::vector<std::string>& inputs) {
+    int64_t ms = 0;
+    for (const std::string& input : inputs) {
+        SF_INFO info{};
+        if (SNDFILE* f = sf_open(input.c_str(), SFM_READ, &info)) {
+            if (info.samplerate > 0) ms += info.frames * 1000 / info.samplerate;
+            sf_close(f);
+        }
+    }
+    return ms;
+}
+
+std::string duration_text(int64_t ms) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%lld:%04.1f", static_cast<long long>(ms / 60000),
+                  static_cast<double>(ms % 60000) / 1000.0);
+    return text;
+}
 
 // With one input --out is the folder itself; with several each input gets <stem>-stems/ in it.
 std::string output_folder(const RenderSettings& settings, const std::string& input) {
@@ -90,6 +114,54 @@ int main(int argc, char** argv) {
         return kExitUsage;
     }
 
+    // A metered mode: the plugin meters itself in this process through the metering client.
+    // `keeper` holds one plugin instance for the whole run, so the client (one lease) lives
+    // until every input is done and settles once when it goes.
+    std::unique_ptr<stemsphere::host::PluginHost> keeper;
+    LicenceCheck licence;
+    if (!check_licence(settings, bundle, 20.0, &keeper, &licence, &error)) {
+        std::fprintf(stderr, "stemsphere-render: %s\n", error.c_str());
+        return kExitUsage;
+    }
+    // "Signed out: not signed in (run `stemsphere-account login`)", from the plugin's log.
+    const std::string why = !licence.detail.empty()         ? licence.detail
+                            : !licence.status_label.empty() ? licence.status_label
+                                                            : "no answer from the metering client";
+    Balance before;
+    if (licence.metered && !licence.covered()) {
+        if (!settings.offline_ok) {
+            std::fprintf(stderr,
+                         "stemsphere-render: %s is metered and cannot be leased (%s). Nothing "
+                         "rendered. Sign in with `stemsphere-account login`, top up, or pass "
+                         "--offline-ok to render in Live (DSP).\n",
+                         licence.mode.c_str(), why.c_str());
+            return kExitNoLease;
+        }
+        std::fprintf(stderr,
+                     "stemsphere-render: %s cannot be leased (%s): rendering in Live (DSP) "
+                     "instead (--offline-ok)\n",
+                     licence.mode.c_str(), why.c_str());
+        settings.controls.push_back({"quality", "0"});
+        keeper.reset();
+    } else if (licence.metered) {
+        before = read_balance();
+    }
+    if (licence.metered && licence.covered() && !settings.quiet) {
+        const int64_t ms = total_ms(settings.inputs);
+        if (before.ok) {
+            std::fprintf(stderr,
+                         "%s is metered: %s of audio, about %s tokens at %s tokens per minute "
+                         "(available: %s)\n",
+                         licence.mode.c_str(), duration_text(ms).c_str(),
+                         tokens_text(cost_mt(ms, before.milli_tokens_per_minute)).c_str(),
+                         tokens_text(before.milli_tokens_per_minute).c_str(),
+                         tokens_text(before.available_mt).c_str());
+        } else {
+            std::fprintf(stderr, "%s is metered: %s of audio; no estimate (%s)\n",
+                         licence.mode.c_str(), duration_text(ms).c_str(), before.error.c_str());
+        }
+    }
+
     const bool draw_progress = !settings.quiet && isatty(STDERR_FILENO) == 1;
     std::map<std::string, std::string> folder_owner;  // output folder -> input writing it
     int status = 0;
@@ -109,8 +181,14 @@ int main(int argc, char** argv) {
         if (result.status != RenderStatus::kOk) {
             std::fprintf(stderr, "stemsphere-render: %s\n", result.error.c_str());
             if (result.status == RenderStatus::kUsageError) return kExitUsage;
-            status = kExitFailed;
+            status = result.status == RenderStatus::kLicenceError ? kExitNoLease : kExitFailed;
             continue;
+        }
+        if (result.fell_back) {
+            std::fprintf(stderr,
+                         "stemsphere-render: %s: the lease ran out during the render; the rest "
+                         "is in Live (DSP)\n",
+                         input.c_str());
         }
         if (!settings.quiet) {
             const double audio_seconds = static_cast<double>(result.frames) / result.sample_rate;
@@ -120,6 +198,21 @@ int main(int argc, char** argv) {
                 input.c_str(), folder.c_str(), result.written.size(), audio_seconds,
                 result.sample_rate, result.latency,
                 result.seconds > 0 ? audio_seconds / result.seconds : 0.0);
+        }
+    }
+    if (licence.metered && licence.covered()) {
+        keeper.reset();  // the last instance: the metering client settles what was used
+        const Balance after = read_balance();
+        if (settings.quiet) return status;
+        if (before.ok && after.ok) {
+            std::fprintf(stderr, "spent: %s tokens (settled; available now: %s)\n",
+                         tokens_text(before.total_mt() - after.total_mt()).c_str(),
+                         tokens_text(after.available_mt).c_str());
+        } else {
+            std::fprintf(stderr,
+                         "spent: not known yet (%s); the usage is journalled and settles once "
+                         "the server is reachable\n",
+                         (after.ok ? before.error : after.error).c_str());
         }
     }
     return status;

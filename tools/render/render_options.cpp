@@ -1,5 +1,7 @@
 #include "tools/render/render_options.h"
 
+#include "engine/quality_modes.h"
+
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -26,6 +28,12 @@ Options:
   --quality MODE       separation back end: dsp (Live (DSP), the default), live (Live (neural)),
                        studio (Studio (neural)) or render (Render (neural): the most context,
                        the best offline quality); short for --set quality=...
+                       The neural modes are metered: they spend tokens of the account signed
+                       in with stemsphere-account (per minute of audio, silence is free). The
+                       tokens are shown before (estimate) and after (settled).
+  --offline-ok         when a metered mode cannot be leased (signed out, no balance, server
+                       unreachable without a lease), render in Live (DSP) and say so,
+                       instead of failing before rendering
   --place STEM=AZ[,EL[,DIST[,WIDTH]]]
                        place a stem (vocals, drums, bass, other) in the binaural mix: azimuth
                        and elevation in degrees (+90 = left), distance in metres, width in
@@ -38,7 +46,8 @@ Options:
   --help               this text
 
 Exit status: 0 all inputs rendered, 1 an input failed (the others are still rendered),
-2 bad usage (unknown option, control, value or preset; plugin not found).
+2 bad usage (unknown option, control, value or preset; plugin not found), 3 a metered mode
+cannot be leased (nothing rendered; see --offline-ok).
 )";
 }
 
@@ -89,22 +98,21 @@ bool parse_place(const std::string& text, std::vector<ControlSetting>* controls,
     return true;
 }
 
-// "render" → --set quality="Render (neural)": the labels of the plugin's quality control.
+// "render" → --set quality="Render (neural)": the names and labels of engine/quality_modes.h.
 bool parse_quality(const std::string& text, std::vector<ControlSetting>* controls,
                    std::string* error) {
-    static const char* const kModes[][2] = {{"dsp", "Live (DSP)"},
-                                            {"live", "Live (neural)"},
-                                            {"studio", "Studio (neural)"},
-                                            {"render", "Render (neural)"}};
-    std::string name = text;  // any case: --quality Render works too
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    for (const auto& mode : kModes) {
-        if (name == mode[0]) {
-            controls->push_back({"quality", mode[1]});
-            return true;
-        }
+    if (const QualityModeInfo* mode = find_quality_mode(text)) {
+        controls->push_back({"quality", std::string(mode->label)});
+        return true;
     }
-    *error = "--quality " + text + ": expected dsp, live, studio or render";
+    std::string names;
+    for (const QualityModeInfo& m : kQualityModes) {
+        names += (names.empty()                         ? ""
+                  : m.mode == kQualityModes.back().mode ? " or "
+                                                        : ", ") +
+                 std::string(m.name);
+    }
+    *error = "--quality " + text + ": expected " + names;
     return false;
 }
 
@@ -139,6 +147,8 @@ bool parse_arguments(const std::vector<std::string>& args, RenderSettings* setti
             settings->help = true;
         } else if (name == "--quiet" || name == "-q") {
             settings->quiet = true;
+        } else if (name == "--offline-ok") {
+            settings->offline_ok = true;
         } else if (name == "--list") {
             settings->list = true;
         } else if (name == "--out" || name == "-o") {

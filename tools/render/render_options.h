@@ -31,6 +31,8 @@ struct RenderSettings {
     std::vector<ControlSetting> controls;  // applied in command-line order
     std::vector<PathSetting> paths;        // applied last
     uint32_t block = 1024;
+    // A metered mode that cannot be leased renders in Live (DSP) instead of failing.
+    bool offline_ok = false;
     bool quiet = false;
     bool list = false;  // print controls and presets, render nothing
     bool help = false;

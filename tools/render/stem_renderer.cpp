@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <memory>
 
+#include <thread>
+
+#include "engine/quality_modes.h"
 #include "tools/lv2host/plugin_host.h"
 
 namespace stemsphere::render {
@@ -124,7 +127,70 @@ void report_plugin_log(const PluginHost& plugin, const std::string& input, bool 
     }
 }
 
+// Runs blocks of silence (never metered) until the plugin's metering client has answered:
+// `status` leaves -1 ("Checking"). False when it did not within `timeout_s`.
+bool wait_for_licence_answer(PluginHost& plugin, uint32_t block, double timeout_s) {
+    const uint32_t n = std::min<uint32_t>(block, 256);
+    std::vector<std::vector<float>> outs(plugin.audio_output_count(), std::vector<float>(n));
+    std::vector<float*> out_ptrs;
+    for (auto& o : outs) out_ptrs.push_back(o.data());
+    const std::vector<float> silence(n, 0.0f);
+    std::vector<const float*> in_ptrs(plugin.audio_input_count(), silence.data());
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::microseconds(static_cast<int64_t>(timeout_s * 1e6));
+    while (true) {
+        plugin.run(in_ptrs.data(), out_ptrs.data(), n);
+        if (plugin.control("status") != -1.0f) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+bool is_metered_and_uncovered(float status) {
+    const bool covered = status >= 1.0f && status <= 3.0f;
+    const bool free_mode = status == 5.0f;
+    return !covered && !free_mode;
+}
+
 }  // namespace
+
+bool check_licence(const RenderSettings& settings, const std::string& bundle, double timeout_s,
+                   std::unique_ptr<PluginHost>* keeper, LicenceCheck* check, std::string* error) {
+    auto plugin = make_plugin(settings, bundle, 48000, error);
+    if (!plugin || !configure(*plugin, settings, error)) return false;
+    *check = LicenceCheck{};
+    const auto status_info = plugin->control_info("status");
+    const auto quality_info = plugin->control_info("quality");
+    if (!status_info || status_info->is_input || !quality_info) {
+        *keeper = std::move(plugin);
+        return true;  // not a metered plugin
+    }
+    const long quality = std::lround(plugin->control("quality"));
+    if (quality < 0 || quality >= static_cast<long>(kQualityModeCount)) {
+        *keeper = std::move(plugin);
+        return true;
+    }
+    const QualityModeInfo& mode = quality_mode_info(static_cast<QualityMode>(quality));
+    check->metered = mode.metered;
+    check->mode = std::string(mode.label);
+    if (check->metered) {
+        plugin->activate();
+        wait_for_licence_answer(*plugin, settings.block, timeout_s);
+        plugin->deactivate();
+        check->status = plugin->control("status");
+        for (const auto& [value, label] : status_info->scale_points) {
+            if (value == check->status) check->status_label = label;
+        }
+        // "Stemsphere licence: LABEL: MESSAGE; metered modes play Live (DSP)" → "LABEL: MESSAGE"
+        for (const std::string& line : plugin->log_lines()) {
+            const size_t at = line.find("licence: ");
+            if (at != std::string::npos) check->detail = line.substr(at + 9);
+        }
+        check->detail = check->detail.substr(0, check->detail.find_first_of(";\n"));
+    }
+    *keeper = std::move(plugin);
+    return true;
+}
 
 bool list_plugin(const RenderSettings& settings, const std::string& bundle, std::string* text,
                  std::string* error) {
@@ -231,6 +297,19 @@ RenderResult render_file(const RenderSettings& settings, const std::string& bund
     // the latency port holds its final value before the first input frame goes in.
     plugin->run(in_ptrs.data(), out_ptrs.data(), block);
     plugin->wait_for_worker();
+    // A metered mode: its metering client answers first (the caller's licence check has it
+    // open already, so this is quick); without a lease nothing is rendered, unless the caller
+    // chose Live (DSP) instead (--offline-ok).
+    const bool has_status = plugin->control_info("status").has_value();
+    if (has_status && plugin->control("status") == -1.0f) {
+        wait_for_licence_answer(*plugin, block, 20.0);
+    }
+    if (has_status && is_metered_and_uncovered(plugin->control("status"))) {
+        remove_temps();
+        return fail(RenderStatus::kLicenceError,
+                    "the chosen quality mode is metered and no lease covers it (status " +
+                        format_number(double{plugin->control("status")}) + "); nothing rendered");
+    }
     // A plugin that failed to load what it was given (an HRTF file, say) would render something
     // other than what was asked for.
     for (const std::string& line : plugin->log_lines()) {
@@ -284,6 +363,9 @@ RenderResult render_file(const RenderSettings& settings, const std::string& bund
             if (frames > 0) n = frames;
         }
         plugin->run(in_ptrs.data(), out_ptrs.data(), n);
+        if (has_status && is_metered_and_uncovered(plugin->control("status"))) {
+            result.fell_back = true;  // the plugin cross-faded to Live (DSP) and goes on
+        }
         uint32_t first = 0;
         if (to_skip > 0) {
             first = static_cast<uint32_t>(std::min<uint64_t>(to_skip, n));

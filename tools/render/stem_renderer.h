@@ -3,17 +3,20 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "tools/lv2host/plugin_host.h"
 #include "tools/render/render_options.h"
 
 namespace stemsphere::render {
 
 enum class RenderStatus {
     kOk,
-    kFileError,   // this input failed (missing, unreadable, unsupported); others may go on
-    kUsageError,  // the settings cannot work for any input (unknown control, preset, plugin)
+    kFileError,     // this input failed (missing, unreadable, unsupported); others may go on
+    kUsageError,    // the settings cannot work for any input (unknown control, preset, plugin)
+    kLicenceError,  // a metered mode cannot be leased (and --offline-ok was not given)
 };
 
 struct RenderResult {
@@ -24,7 +27,29 @@ struct RenderResult {
     double sample_rate = 0;
     uint32_t latency = 0;  // frames trimmed from the plugin output
     double seconds = 0;    // wall time spent
+    // A metered mode lost its lease during the render: some of it is Live (DSP) (the plugin
+    // cross-faded and kept its latency).
+    bool fell_back = false;
 };
+
+// The licence of the chosen quality mode as the plugin reports it on its `status` port.
+struct LicenceCheck {
+    bool metered = false;  // the chosen mode spends tokens
+    std::string mode;      // its label
+    float status = -1;     // -1 still checking, else a client::LicenceState value
+    std::string status_label;
+    std::string detail;  // the plugin's last licence message (log:log)
+    bool covered() const { return status >= 1.0f && status <= 3.0f; }
+};
+
+// Instantiates the plugin with the settings (48 kHz) and waits, up to `timeout_s`, for its
+// metering client's first answer. The instance is handed to *keeper: the plugin's metering
+// client lives while any instance of it does, so the caller keeps it for the whole run (one
+// lease, settled once when the last instance goes). A plugin without a `status` port: not
+// metered.
+bool check_licence(const RenderSettings& settings, const std::string& bundle, double timeout_s,
+                   std::unique_ptr<host::PluginHost>* keeper, LicenceCheck* check,
+                   std::string* error);
 
 // One output file: the plugin's audio outputs <prefix>_l and <prefix>_r.
 struct StemOutput {

@@ -1,0 +1,127 @@
+#pragma once
+// What each quality mode is, in one table: its command-line name, the label hosts show, its
+// latency rule, the networks it runs, whether it is metered, and its status. The engine (which
+// models to load and check), the plugin (labels, which modes meter), stemsphere-render (its
+// --quality words) and the metering client read this table; the TTL's `quality` scale points
+// repeat the labels and values, and tests/plugin checks them against it through the lilv host.
+//
+// Header only, no DSP: the client may include it without linking the engine.
+#include <array>
+#include <cctype>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+
+namespace stemsphere {
+
+// The values are the plugin's `quality` control values (saved in sessions): never renumber.
+enum class QualityMode : uint32_t { kLiveDsp = 0, kLiveNeural = 1, kStudio = 2, kRender = 3 };
+
+// The network kinds a model file declares (docs/models.md). Stored in the file: never renumber.
+// kTest: the tiny fixture networks of the engine tests, never a mode's.
+enum class NeuralVariant : uint32_t { kLive = 0, kStudio = 1, kTest = 2, kRender = 3 };
+
+enum class ModeStatus : uint32_t {
+    kDefault,  // the mode a new instance starts in
+    kShipped,  // weights ship in the bundle; for real-time use
+    kOffline,  // weights ship in the bundle; for batch renders and offline bounces
+};
+
+struct QualityModeInfo {
+    QualityMode mode;
+    std::string_view name;   // stemsphere-render --quality NAME (any case)
+    std::string_view label;  // the `quality` scale point label
+    // Its own network (inside the bundle's models/ folder) and the variant that file must
+    // declare; empty for the DSP back end.
+    std::string_view model_file;
+    NeuralVariant variant;
+    // Latency rule: the most look-ahead its own network may have, in seconds. Reported latency
+    // is one STFT window (plus one hop) plus that network's look-ahead; 0 keeps a mode "Live"
+    // (under 25 ms), infinity: not bounded (offline use).
+    double max_lookahead_s;
+    // The faster modes whose networks it averages with its own (equal weights): separately
+    // trained networks err differently, and the blend scored above either alone on held-out
+    // songs and real music (docs/models.md §6).
+    std::array<QualityMode, 2> also_averages;
+    size_t also_averages_count;
+    bool metered;  // spends tokens per minute of processed audio (the "pro" modes)
+    ModeStatus status;
+};
+
+inline constexpr double kUnboundedLookahead = std::numeric_limits<double>::infinity();
+
+inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
+    {QualityMode::kLiveDsp,
+     "dsp",
+     "Live (DSP)",
+     "",
+     NeuralVariant::kLive,
+     0.0,
+     {},
+     0,
+     false,
+     ModeStatus::kDefault},
+    {QualityMode::kLiveNeural,
+     "live",
+     "Live (neural)",
+     "live.stsnn",
+     NeuralVariant::kLive,
+     0.0,
+     {},
+     0,
+     true,
+     ModeStatus::kShipped},
+    {QualityMode::kStudio,
+     "studio",
+     "Studio (neural)",
+     "studio.stsnn",
+     NeuralVariant::kStudio,
+     1.0,
+     {QualityMode::kLiveNeural},
+     1,
+     true,
+     ModeStatus::kShipped},
+    {QualityMode::kRender,
+     "render",
+     "Render (neural)",
+     "render.stsnn",
+     NeuralVariant::kRender,
+     kUnboundedLookahead,
+     {QualityMode::kStudio, QualityMode::kLiveNeural},
+     2,
+     true,
+     ModeStatus::kOffline},
+}};
+inline constexpr uint32_t kQualityModeCount = static_cast<uint32_t>(kQualityModes.size());
+
+constexpr const QualityModeInfo& quality_mode_info(QualityMode mode) {
+    return kQualityModes[static_cast<size_t>(mode)];
+}
+
+inline const char* quality_mode_name(QualityMode mode) {
+    return quality_mode_info(mode).label.data();  // the literals are NUL-terminated
+}
+
+// The mode called `name` on the command line (any case), or nullptr.
+inline const QualityModeInfo* find_quality_mode(std::string_view name) {
+    for (const QualityModeInfo& info : kQualityModes) {
+        if (info.name.size() != name.size()) continue;
+        bool same = true;
+        for (size_t i = 0; i < name.size() && same; ++i) {
+            same = std::tolower(static_cast<unsigned char>(name[i])) == info.name[i];
+        }
+        if (same) return &info;
+    }
+    return nullptr;
+}
+
+// The table is indexed by mode value.
+static_assert([] {
+    for (size_t i = 0; i < kQualityModes.size(); ++i) {
+        if (static_cast<size_t>(kQualityModes[i].mode) != i) return false;
+    }
+    return true;
+}());
+
+}  // namespace stemsphere
