@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stemsphere in jalv on a private JACK server (dummy driver, no sound card): the plugin loads,
-# jalv shows its latency among the monitors, and the JACK port latencies follow the quality mode
-# (Live -> Studio -> Live), always equal to what the plugin reports.
+# jalv shows its latency among the monitors and lists the factory presets, and the JACK port
+# latencies follow the quality mode (Live -> Studio -> Live), always equal to what the plugin
+# reports. (jalv 1.6.6's console "preset URI" applies nothing, with any plugin: not tested.)
 # Usage: jalv_test.sh LV2_DIR (the folder holding stemsphere.lv2). Starts and stops its own jackd.
 set -uo pipefail
 lv2_dir=$1
@@ -42,14 +43,11 @@ monitor_latency() { # the plugin's latency output as jalv prints it under "monit
   send monitors; sleep 0.5
   tail -n +"$((before + 1))" "$work/jalv.log" | sed -n 's/.*latency = \([0-9]*\)\..*/\1/p' | tail -1
 }
-wait_latency() { # $1 = expected port latency, or "changed-from:N"; 30 s at most
+wait_latency() { # $1 = expected port latency; 30 s at most
   local want=$1 got
   for _ in $(seq 150); do
     got=$(port_latency)
-    case $want in
-      changed-from:*) [ -n "$got" ] && [ "$got" != "${want#changed-from:}" ] && { echo "$got"; return 0; } ;;
-      *) [ "$got" = "$want" ] && { echo "$got"; return 0; } ;;
-    esac
+    [ "$got" = "$want" ] && { echo "$got"; return 0; }
     sleep 0.2
   done
   echo "${got:-none}"; return 1
@@ -68,11 +66,20 @@ cap=$(jack_lsp -l stemsphere:in_l | sed -n 's/.*capture latency = \[ \([0-9]*\) 
 [ "$cap" = "$live" ] || fail "JACK in_l capture latency $cap != $live"
 echo "Live (DSP): plugin latency $live, JACK out_l playback latency $got, in_l capture $cap"
 
+before=$(wc -l <"$work/jalv.log")
+send presets; sleep 0.5
+npresets=$(tail -n +"$((before + 1))" "$work/jalv.log" | grep -c 'stemsphere#preset-.* (')
+[ "$npresets" -ge 8 ] || fail "jalv lists $npresets factory presets, expected 8"
+echo "jalv lists $npresets factory presets"
+
 send "quality = 2"
-studio_port=$(wait_latency "changed-from:$live") || fail "JACK latency stayed $live after quality = 2"
-studio=$(monitor_latency)
-[ "$studio" = "$studio_port" ] || fail "Studio: JACK latency $studio_port != plugin latency $studio"
-[ "$studio" -gt "$live" ] || fail "Studio latency $studio not above Live $live"
+studio=$live
+for _ in $(seq 60); do
+  studio=$(monitor_latency)
+  [ -n "$studio" ] && [ "$studio" != "$live" ] && break
+done
+[ -n "$studio" ] && [ "$studio" -gt "$live" ] || fail "plugin latency '$studio' not above Live $live after quality = 2"
+studio_port=$(wait_latency "$studio") || fail "Studio: JACK latency $studio_port != plugin latency $studio"
 echo "Studio (neural): plugin latency $studio, JACK latency $studio_port"
 
 send "quality = 0"

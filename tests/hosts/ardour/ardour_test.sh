@@ -9,7 +9,8 @@
 #             input at lag 0 (delay compensation); the as-added level is written to AS_ADDED_FILE;
 #   studio    Quality -> Studio: Ardour follows the new latency, the export is still at lag 0;
 #             controls changed, session saved;
-#   reload    controls, quality, latency and the HRTF file come back.
+#   reload    controls, quality, latency and the HRTF file come back; two factory presets
+#             loaded through Ardour's preset code (Karaoke, then Wide stage) combine.
 # Ardour 7.3 itself crashes in its export code in about a quarter of runs, with or without
 # plugins (hosts-verified.md §1.2): each phase is retried up to 3 times and an export is judged
 # by its file, not by Ardour's exit status.
@@ -139,6 +140,12 @@ if run reload; then
   done
   read -r _ port _ plugin _ route <<<"$(value reload.log 'LATENCY reloaded')"
   [ "$port" = "$studio" ] && [ "$plugin" = "$studio" ] || fail "latency after reload $port/$plugin != Studio $studio"
+  grep -E '^(PRESET|AFTER_PRESETS)' reload.log
+  for c in Vocals_Mute:1 Drums_Azimuth:60 Binaural:1; do
+    got=$(value reload.log "AFTER_PRESETS ${c%%:*}")
+    awk "BEGIN { exit !(\"$got\" != \"\" && $got == ${c#*:}) }" ||
+      fail "after the presets Karaoke + Wide stage, ${c%%:*} is '$got', expected ${c#*:}"
+  done
   state=$(ls "$SESSION_DIR"/plugins/*/state*/state.ttl 2>/dev/null | tail -1)
   hrtf=$(sed -n 's/.*#hrtf_file> *<\([^>]*\)>.*/\1/p' "$state" 2>/dev/null | head -1)
   echo "saved hrtf_file: ${hrtf:-none} (in $state)"

@@ -107,6 +107,16 @@ elseif phase == "reload" then
   latencies(pi, "reloaded")
   s:save_state("", false, false, false, false, false)
   print("SAVED " .. phase)
+  -- Factory presets through Ardour's preset menu code: a level one, then a stage one on top.
+  for _, label in ipairs({"Karaoke", "Wide stage"}) do
+    local pr = pi:plugin(0):preset_by_label(label)
+    assert(pr, "no preset " .. label)
+    print("PRESET " .. label:gsub(" ", "_") .. " " .. tostring(pi:plugin(0):load_preset(pr)))
+    ARDOUR.LuaAPI.usleep(200000)
+  end
+  for _, label in ipairs({"Vocals Mute", "Drums Azimuth", "Binaural"}) do
+    print("AFTER_PRESETS " .. label:gsub(" ", "_") .. " " .. get(pi, label))
+  end
 end
 close_session()
 print("PHASE " .. phase .. " done")
