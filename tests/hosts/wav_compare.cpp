@@ -1,7 +1,9 @@
 // Compares a DAW's stereo export with the two mono files it was made from: the lag that best
 // aligns them, their correlation there, and the residual at lag 0 (what exact delay compensation
 // gives), plus the export's level, so that a silent export is plain to see.
-// Usage: wav_compare EXPORT.wav INPUT_L.wav INPUT_R.wav
+// Usage: wav_compare EXPORT.wav INPUT_L.wav INPUT_R.wav   (the input as two mono files)
+//        wav_compare EXPORT.wav REFERENCE.wav              (a stereo reference, e.g. another
+//        export)
 // Prints one line of "key value" pairs; exit 2 when a file cannot be read.
 #include <sndfile.h>
 
@@ -47,12 +49,31 @@ double db(double ratio) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: %s EXPORT.wav INPUT_L.wav INPUT_R.wav\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: %s EXPORT.wav (INPUT_L.wav INPUT_R.wav | REFERENCE.wav)\n",
+                     argv[0]);
         return 2;
     }
     Wav out, in_l, in_r;
-    if (!read(argv[1], out) || !read(argv[2], in_l) || !read(argv[3], in_r)) return 2;
+    if (!read(argv[1], out)) return 2;
+    if (argc == 4) {
+        if (!read(argv[2], in_l) || !read(argv[3], in_r)) return 2;
+    } else {
+        Wav ref;
+        if (!read(argv[2], ref)) return 2;
+        if (ref.channels != 2) {
+            std::fprintf(stderr, "expected a stereo reference\n");
+            return 2;
+        }
+        for (Wav* w : {&in_l, &in_r}) {
+            w->rate = ref.rate;
+            w->channels = 1;
+        }
+        for (size_t i = 0; i < ref.frames(); ++i) {
+            in_l.samples.push_back(ref.at(i, 0));
+            in_r.samples.push_back(ref.at(i, 1));
+        }
+    }
     if (out.channels != 2 || in_l.channels != 1 || in_r.channels != 1) {
         std::fprintf(stderr, "expected a stereo export and two mono inputs\n");
         return 2;

@@ -7,6 +7,7 @@
 #             factory presets listed, latency port == plugin == route latency;
 #   export    as added, and with the track's panner bypassed: the bypassed export equals the
 #             input at lag 0 (delay compensation); the as-added level is written to AS_ADDED_FILE;
+#   stems     the Vocals pair routed alone to the master equals the Mix with vocals soloed;
 #   studio    Quality -> Studio: Ardour follows the new latency, the export is still at lag 0;
 #             controls changed, session saved;
 #   reload    controls, quality, latency and the HRTF file come back; two factory presets
@@ -116,6 +117,17 @@ if f=$(run export_bypassed bypassed); then
   aligned "$r" || fail "bypassed export != input at lag 0 ($r)"
 else
   fail "no bypassed export after 3 tries"
+fi
+
+echo "== stem routing: the Vocals pair alone to the master vs the Mix with vocals soloed"
+if f_pair=$(run export_vocals_pair vocals_pair) && f_solo=$(run export_vocals_solo vocals_solo); then
+  grep '^CONNECT' export_vocals_pair.log
+  [ "$(value export_vocals_pair.log CONNECT)" = "0 0" ] || fail "connecting outputs 3/4 to the master"
+  r=$("$compare" "$f_pair" "$f_solo"); echo "vocals pair vs mix with vocals solo: $r"
+  [ "$(field "$r" lag)" = "0" ] && awk "BEGIN { exit !($(field "$r" residual_db) < -60 && $(field "$r" rms_dbfs) > -70) }" ||
+    fail "the Vocals pair differs from the Mix with vocals soloed, or is silent ($r)"
+else
+  fail "no stem exports after 3 tries"
 fi
 
 echo "== Studio mode, export, change controls, save"

@@ -1,6 +1,7 @@
 -- One phase of the Ardour headless test (ardour_test.sh runs each in its own ardour7-lua process,
 -- so that a crash in Ardour's export code can be retried without redoing the others).
--- Env: SESSION_DIR, PHASE (add | export_as_added | export_bypassed | studio | reload), OUT_DIR,
+-- Env: SESSION_DIR, PHASE (add | export_as_added | export_bypassed | export_vocals_pair |
+-- export_vocals_solo | studio | reload), OUT_DIR,
 -- EXPORT_FRAMES.
 -- Prints "KEY value" lines that ardour_test.sh checks.
 local uri = "https://stemsphere.dev/plugins/stemsphere"
@@ -82,6 +83,19 @@ elseif phase == "export_bypassed" then
   -- master (hosts-verified.md §1).
   tr:panner_shell():set_bypassed(true)
   export("bypassed", export_frames)
+elseif phase == "export_vocals_pair" then
+  -- Stem routing: only the plugin's Vocals pair (track outputs 3/4) to the master.
+  tr:panner_shell():set_bypassed(true)
+  local out, master = tr:output(), s:master_out():input()
+  out:disconnect_all(nil)
+  print("CONNECT " .. out:audio(2):connect(master:audio(0):name()) .. " " ..
+        out:audio(3):connect(master:audio(1):name()))
+  export("vocals_pair", export_frames)
+elseif phase == "export_vocals_solo" then
+  -- The Mix pair with the vocals soloed: what the Vocals pair must equal.
+  tr:panner_shell():set_bypassed(true)
+  set(insert(), "Vocals Solo", 1)
+  export("vocals_solo", export_frames)
 elseif phase == "studio" then
   tr:panner_shell():set_bypassed(true)
   local pi = insert()
