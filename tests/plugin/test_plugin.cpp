@@ -312,21 +312,186 @@ TEST(Plugin, BypassKeepsTheLatencyAndPassesTheInput) {
     EXPECT_LT(peak_error_db(out.out[0], l, lat), -90.0);
 }
 
-TEST(Plugin, KaraokePresetRemovesTheVocalStemFromTheMix) {
-    const double rate = 44100;
+double squared(float v) {
+    return static_cast<double>(v) * static_cast<double>(v);
+}
+
+// Factory presets (presets/presets.ttl), each applied through lilv_state_restore like a DAW
+// does, and checked for what it promises on the output.
+std::unique_ptr<PluginHost> host_with_preset(const std::string& label, double rate) {
     auto host = make_host(rate);
+    if (!host) return host;
     std::string error;
-    const auto labels = host->preset_labels();
-    ASSERT_NE(std::find(labels.begin(), labels.end(), "Karaoke (no vocals)"), labels.end());
-    ASSERT_TRUE(host->apply_preset("Karaoke (no vocals)", &error)) << error;
-    EXPECT_EQ(host->control("vocals_mute"), 1.0f);
-    plain_sum(*host);
-    host->activate();
+    EXPECT_TRUE(host->apply_preset(label, &error)) << error;
+    return host;
+}
+
+// Level presets, binaural off: the main pair equals the sum of the kept stems of an instance
+// without preset (the separation does not depend on levels), so the removed stems are absent
+// from it, sample by sample after the latency.
+TEST(PluginPresets, LevelPresetsKeepOrRemoveTheirStems) {
+    const double rate = 44100;
+    struct Case {
+        const char* label;
+        std::vector<int> kept;  // stem indices (kStems) that stay in the main pair
+    };
+    const Case cases[] = {{"Karaoke", {1, 2, 3}},
+                          {"A cappella", {0}},
+                          {"Drum practice", {0, 2, 3}},
+                          {"Bass practice", {0, 1, 3}},
+                          {"Drums only", {1}}};
     auto l = test_music(30000, rate, 8, 0.5);
-    Render out = play(*host, l, l, 256);
-    const auto lat = static_cast<size_t>(host->latency());
+    auto r = test_music(30000, rate, 18, 0.2);
+    auto reference = make_host(rate);
+    plain_sum(*reference);
+    reference->activate();
+    const Render ref = play(*reference, l, r, 256);
+    for (const auto& c : cases) {
+        auto host = host_with_preset(c.label, rate);
+        ASSERT_TRUE(host);
+        plain_sum(*host);
+        host->activate();
+        Render out = play(*host, l, r, 256);
+        // Past the 10 ms level smoothing from the default levels a fresh instance starts with.
+        const auto from = static_cast<size_t>(host->latency()) + 8192;
+        double removed_energy = 0.0;
+        for (size_t ch = 0; ch < 2; ++ch) {
+            for (size_t i = from; i < l.size(); ++i) {
+                float kept = 0.0f, dropped = 0.0f;
+                for (int s = 0; s < 4; ++s) {
+                    const float v = ref.out[2 + 2 * static_cast<size_t>(s) + ch][i];
+                    const bool keeps = std::find(c.kept.begin(), c.kept.end(), s) != c.kept.end();
+                    (keeps ? kept : dropped) += v;
+                }
+                removed_energy += squared(dropped);
+                ASSERT_NEAR(out.out[ch][i], kept, 1e-5f) << c.label << " ch " << ch << " " << i;
+            }
+        }
+        EXPECT_GT(removed_energy, 1.0) << c.label << ": the removed stems carried no signal";
+    }
+}
+
+// Where one soloed stem is heard in the binaural main pair after the latency: the level
+// difference left minus right (dB), the lag of the right ear behind the left (frames; positive
+// when the source is on the left: the near ear hears it first, as low notes show too, whose level
+// differences are small), and the left channel's level (dB).
+struct Heard {
+    double ild_db = 0.0;
+    int itd_frames = 0;
+    double left_db = 0.0;
+};
+
+Heard heard(PluginHost& host, const char* stem, double rate) {
+    std::string error;
+    EXPECT_TRUE(host.set_control(std::string(stem) + "_solo", 1.0f, &error)) << error;
+    host.activate();
+    auto l = test_music(40000, rate, 21, 0.5);
+    Render out = play(host, l, l, 512);
+    const auto lat = static_cast<size_t>(host.latency()) + 2048;  // past the fade-in
+    const auto& L = out.out[0];
+    const auto& R = out.out[1];
+    double e[2] = {1e-30, 1e-30};
     for (size_t i = lat; i < l.size(); ++i) {
-        ASSERT_NEAR(out.out[0][i], l[i - lat] - out.out[2][i], 1e-5f) << i;
+        e[0] += squared(L[i]);
+        e[1] += squared(R[i]);
+    }
+    Heard h;
+    h.ild_db = 10.0 * std::log10(e[0] / e[1]);
+    h.left_db = 10.0 * std::log10(e[0]);
+    const int max_lag = static_cast<int>(0.0012 * rate);
+    double best = -1e300;
+    for (int k = -max_lag; k <= max_lag; ++k) {
+        double c = 0.0;
+        for (size_t i = lat + static_cast<size_t>(max_lag);
+             i + static_cast<size_t>(max_lag) < l.size(); ++i) {
+            c += static_cast<double>(L[i]) *
+                 static_cast<double>(R[static_cast<size_t>(static_cast<long>(i) + k)]);
+        }
+        if (c > best) {
+            best = c;
+            h.itd_frames = k;
+        }
+    }
+    return h;
+}
+
+Heard heard_with_preset(const std::string& preset, const char* stem, double rate) {
+    auto host = host_with_preset(preset, rate);
+    return heard(*host, stem, rate);
+}
+
+// Stage presets switch the binaural mix on and move the stems: what a listener hears is where
+// the preset says.
+TEST(PluginPresets, StagePresetsPlaceTheStems) {
+    const double rate = 44100;
+    for (const char* label : {"Wide stage", "Front row", "Headphone check"}) {
+        auto host = host_with_preset(label, rate);
+        ASSERT_TRUE(host);
+        EXPECT_EQ(host->control("binaural"), 1.0f) << label;
+    }
+    const int itd_min = static_cast<int>(0.0002 * rate);  // 0.2 ms: clearly off-centre
+    for (const char* label : {"Wide stage", "Headphone check"}) {
+        auto host = host_with_preset(label, rate);
+        float lo = 1e9f, hi = -1e9f;
+        for (const char* s : kStems) {
+            const float az = host->control(std::string(s) + "_azimuth");
+            lo = std::min(lo, az);
+            hi = std::max(hi, az);
+        }
+        EXPECT_GE(hi - lo, 90.0f) << label << ": azimuths not spread";
+        const Heard drums = heard_with_preset(label, "drums", rate);
+        const Heard bass = heard_with_preset(label, "bass", rate);
+        EXPECT_GT(drums.ild_db, 3.0) << label << ": drums should be left";
+        EXPECT_GE(drums.itd_frames, itd_min) << label << ": drums should be left";
+        EXPECT_LE(bass.itd_frames, -itd_min) << label << ": bass should be right";
+        EXPECT_LT(bass.ild_db, 0.0) << label << ": bass should be right";
+    }
+    {
+        // Front row: the singer at half a metre is louder than at the default metre (1/r law),
+        // and centred.
+        const Heard front = heard_with_preset("Front row", "vocals", rate);
+        auto plain = make_host(rate);
+        const Heard normal = heard(*plain, "vocals", rate);
+        EXPECT_GT(front.left_db - normal.left_db, 4.0) << "Front row: vocals not closer";
+        EXPECT_LT(std::abs(front.ild_db), 1.5) << "Front row: vocals not centred";
+        EXPECT_EQ(front.itd_frames, 0) << "Front row: vocals not centred";
+    }
+}
+
+// A level preset leaves the stage alone and a stage preset the levels: they combine.
+TEST(PluginPresets, LevelAndStagePresetsCombine) {
+    auto host = make_host(48000);
+    std::string error;
+    ASSERT_TRUE(host->apply_preset("Karaoke", &error)) << error;
+    ASSERT_TRUE(host->apply_preset("Wide stage", &error)) << error;
+    EXPECT_EQ(host->control("vocals_mute"), 1.0f);
+    EXPECT_EQ(host->control("drums_azimuth"), 60.0f);
+    ASSERT_TRUE(host->apply_preset("Drum practice", &error)) << error;
+    EXPECT_EQ(host->control("vocals_mute"), 0.0f);
+    EXPECT_EQ(host->control("drums_mute"), 1.0f);
+    EXPECT_EQ(host->control("drums_azimuth"), 60.0f);
+    const auto labels = host->preset_labels();
+    EXPECT_GE(labels.size(), 8u);
+}
+
+// Every mode's latency, even Render at 192 kHz, lies inside the latency port's declared range
+// (hosts that trust the range would otherwise clip it).
+TEST(Plugin, LatencyOfEveryModeFitsTheDeclaredRange) {
+    auto probe = make_host(192000);
+    ASSERT_TRUE(probe);
+    const auto info = probe->control_info("latency");
+    ASSERT_TRUE(info.has_value());
+    for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+        auto host = make_host(192000);
+        std::string error;
+        ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+        host->activate();
+        std::vector<float> silence(4096, 0.0f);
+        play(*host, silence, silence, 4096);
+        const float latency = host->latency();
+        EXPECT_GT(latency, 0.0f);
+        EXPECT_LE(latency, info->maximum) << "mode " << mode;
+        EXPECT_EQ(static_cast<float>(static_cast<uint32_t>(latency)), latency);
     }
 }
 
