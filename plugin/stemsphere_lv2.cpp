@@ -38,7 +38,10 @@ using stemsphere::kOutputChannels;
 using stemsphere::kStemCount;
 using namespace stemsphere::plugin;  // the port table
 
-constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+// Two plugins, one binary: Stemsphere (stereo out) and Stemsphere Stems (main pair + 4 stem
+// pairs, the original URI). Indexed by Layout; they differ only in which ports they have.
+constexpr std::array<const char*, 2> kUris = {"https://stemsphere.dev/plugins/stemsphere-stereo",
+                                              "https://stemsphere.dev/plugins/stemsphere"};
 constexpr const char* kHrtfFileUri = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";
 // Debian's libmysofa1 ships the MIT KEMAR set here.
 constexpr const char* kDefaultHrtf = "/usr/share/libmysofa/default.sofa";
@@ -151,10 +154,11 @@ uint32_t sounding_frames(const float* l, const float* r, uint32_t n) {
 }
 
 struct Stemsphere {
-    Stemsphere(const LV2_URID_Map* m, double sample_rate)
-        : rate(sample_rate), uris(m), usage(sample_rate) {}
+    Stemsphere(const LV2_URID_Map* m, double sample_rate, Layout ports_layout)
+        : rate(sample_rate), layout(ports_layout), uris(m), usage(sample_rate) {}
 
     double rate = 48000.0;
+    Layout layout;           // which of the two plugins: the ports it has (plugin/ports.h)
     std::string models_dir;  // <bundle>/models: the neural modes' weights
     Uris uris;
     LV2_Atom_Forge forge{};
@@ -169,7 +173,8 @@ struct Stemsphere {
     char hrtf_path[kMaxPath] = {};  // its file; "" when none
     bool notify_path = false;       // announce hrtf_path on the notify port at the next run()
 
-    // Port buffers by index (plugin/ports.h); null until the host connects them.
+    // Port buffers by table row (plugin/ports.h); null until the host connects them, and always
+    // for the rows this plugin does not have (the stereo plugin's stem outputs: not written).
     std::array<void*, kPortCount> port{};
 
     template <typename T>
@@ -268,8 +273,12 @@ struct Stemsphere {
     }
 };
 
-LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_path,
+LV2_Handle instantiate(const LV2_Descriptor* descriptor, double rate, const char* bundle_path,
                        const LV2_Feature* const* features) {
+    const Layout layout =
+        std::strcmp(descriptor->URI, kUris[static_cast<size_t>(Layout::kStems)]) == 0
+            ? Layout::kStems
+            : Layout::kStereo;
     const auto* map = find_feature<LV2_URID_Map>(features, LV2_URID__map);
     const auto* log = find_feature<LV2_Log_Log>(features, LV2_LOG__log);
     const auto* schedule = find_feature<LV2_Worker_Schedule>(features, LV2_WORKER__schedule);
@@ -285,7 +294,7 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
         return nullptr;
     }
     try {
-        auto self = std::make_unique<Stemsphere>(map, rate);
+        auto self = std::make_unique<Stemsphere>(map, rate, layout);
         self->logger = logger;
         self->schedule = schedule;
         self->models_dir = std::string(bundle_path != nullptr ? bundle_path : ".") + "/models";
@@ -310,7 +319,8 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
 
 void connect_port(LV2_Handle handle, uint32_t port, void* data) {
     auto* self = static_cast<Stemsphere*>(handle);
-    if (port < kPortCount) self->port[port] = data;
+    const uint32_t row = port_row(self->layout, port);
+    if (row < kPortCount) self->port[row] = data;
 }
 
 void activate(LV2_Handle handle) {
@@ -562,11 +572,13 @@ const void* extension_data(const char* uri) {
     return nullptr;
 }
 
-const LV2_Descriptor kDescriptor = {kUri, instantiate, connect_port, activate,
-                                    run,  nullptr,     cleanup,      extension_data};
+const std::array<LV2_Descriptor, 2> kDescriptors = {{
+    {kUris[0], instantiate, connect_port, activate, run, nullptr, cleanup, extension_data},
+    {kUris[1], instantiate, connect_port, activate, run, nullptr, cleanup, extension_data},
+}};
 
 }  // namespace
 
 extern "C" LV2_SYMBOL_EXPORT const LV2_Descriptor* lv2_descriptor(uint32_t index) {
-    return index == 0 ? &kDescriptor : nullptr;
+    return index < kDescriptors.size() ? &kDescriptors[index] : nullptr;
 }

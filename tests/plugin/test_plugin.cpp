@@ -22,15 +22,17 @@ namespace {
 using stemsphere::host::HostOptions;
 using stemsphere::host::PluginHost;
 
+// Stemsphere Stems (the original URI: main pair + 4 stem pairs) and Stemsphere (stereo out).
 constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+constexpr const char* kStereoUri = "https://stemsphere.dev/plugins/stemsphere-stereo";
 constexpr uint32_t kMaxBlock = 4096;
 const auto& kStems = stemsphere::kStemNames;  // the engine's stem order, also the ports'.
 
-std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}) {
+std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}, const char* uri = kUri) {
     opts.sample_rate = rate;
     opts.max_block = kMaxBlock;
     std::string error;
-    auto host = PluginHost::create(STEMSPHERE_SCRIPTED_BUNDLE_DIR, kUri, opts, &error);
+    auto host = PluginHost::create(STEMSPHERE_SCRIPTED_BUNDLE_DIR, uri, opts, &error);
     EXPECT_NE(host, nullptr) << error;
     return host;
 }
@@ -602,6 +604,161 @@ TEST(PluginQuality, SwitchingModeWhilePlayingReportsTheNewLatency) {
         if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
     }
     EXPECT_EQ(peak, 100 + static_cast<size_t>(studio));
+}
+
+// --- Stemsphere (stereo out): the same plugin as Stemsphere Stems without the stem outputs.
+
+double rms(const std::vector<float>& x, size_t from);
+
+std::unique_ptr<PluginHost> make_stereo_host(double rate, HostOptions opts = {}) {
+    return make_host(rate, opts, kStereoUri);
+}
+
+TEST(StereoPlugin, HasTwoOutputsAndEveryControlOfTheStemsPlugin) {
+    auto stereo = make_stereo_host(48000);
+    auto stems = make_host(48000);
+    ASSERT_TRUE(stereo && stems);
+    EXPECT_TRUE(stereo->verify());
+    EXPECT_EQ(stereo->required_features(), stems->required_features());
+    EXPECT_EQ(stereo->audio_input_symbols(), (std::vector<std::string>{"in_l", "in_r"}));
+    EXPECT_EQ(stereo->audio_output_symbols(), (std::vector<std::string>{"out_l", "out_r"}));
+    EXPECT_EQ(stereo->control_input_symbols(), stems->control_input_symbols());
+    EXPECT_EQ(stereo->control_output_symbols(), stems->control_output_symbols());
+    EXPECT_TRUE(stereo->latency_port_index().has_value());
+    EXPECT_EQ(stereo->preset_labels(), stems->preset_labels());
+    EXPECT_GE(stereo->preset_labels().size(), 8u);
+}
+
+// Same code, same controls: the stereo plugin's output is the Stems plugin's main pair, bit for
+// bit (binaural on, controls moved), so everything tested on the Stems plugin's main pair holds
+// for it. Live (DSP): the metered modes cross-fade from DSP until the metering thread's first
+// answer, whose timing differs from instance to instance (the other StereoPlugin tests cover
+// every mode).
+TEST(StereoPlugin, OutputIsTheStemsPluginsMainPair) {
+    const double rate = 44100;
+    auto l = test_music(2 * 44100, rate, 31, 0.7);
+    auto r = test_music(2 * 44100, rate, 32, 0.3);
+    auto stereo = make_stereo_host(rate);
+    auto stems = make_host(rate);
+    std::string error;
+    for (PluginHost* h : {stereo.get(), stems.get()}) {
+        ASSERT_TRUE(h->set_control("drums_azimuth", 70.0f, &error)) << error;
+        ASSERT_TRUE(h->set_control("bass_gain", -4.0f, &error)) << error;
+        ASSERT_TRUE(h->set_control("vocals_distance", 3.0f, &error)) << error;
+        h->activate();
+    }
+    const Render a = play(*stereo, l, r, 333);
+    const Render b = play(*stems, l, r, 333);
+    EXPECT_EQ(stereo->latency(), stems->latency());
+    EXPECT_EQ(a.out[0], b.out[0]);
+    EXPECT_EQ(a.out[1], b.out[1]);
+    EXPECT_GT(rms(a.out[0], 4410), 0.01);
+}
+
+// Latency exact: an impulse comes out exactly `latency` frames later, every mode, odd blocks.
+TEST(StereoPlugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
+    const double rate = 48000;
+    for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+        for (uint32_t block : {1u, 63u, 1000u, kMaxBlock}) {
+            if (block == 1 && mode == 3.0f) continue;  // Render at 1-frame blocks: minutes
+            auto host = make_stereo_host(rate);
+            plain_sum(*host);
+            std::string error;
+            ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+            host->activate();
+            const size_t frames = (mode == 3.0f ? 5 : 3) * static_cast<size_t>(rate) / 2;
+            std::vector<float> l(frames, 0.0f);
+            const size_t at = block;
+            l[at] = 1.0f;
+            Render out = play(*host, l, l, block);
+            size_t peak = 0;
+            for (size_t i = 0; i < frames; ++i) {
+                if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
+            }
+            EXPECT_EQ(peak - at, static_cast<size_t>(host->latency()))
+                << "mode " << mode << " block " << block;
+            EXPECT_NEAR(out.out[1][peak], 1.0f, 1e-4f);
+        }
+    }
+}
+
+// Mixture consistency: with the plain sum, the stereo output is the input delayed by the
+// latency, in every mode (the stems it drops still add up to the input inside).
+TEST(StereoPlugin, PlainSumIsTheDelayedInputInEveryMode) {
+    const double rate = 44100;
+    auto l = test_music(3 * 44100, rate, 33, 0.9);
+    auto r = test_music(3 * 44100, rate, 34, 0.2);
+    for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+        auto host = make_stereo_host(rate);
+        plain_sum(*host);
+        std::string error;
+        ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+        host->activate();
+        Render out = play(*host, l, r, 512);
+        const auto lat = static_cast<size_t>(host->latency());
+        ASSERT_LT(lat + 44100, l.size()) << "mode " << mode;
+        EXPECT_LT(peak_error_db(out.out[0], l, lat), -90.0) << "mode " << mode;
+        EXPECT_LT(peak_error_db(out.out[1], r, lat), -90.0) << "mode " << mode;
+    }
+}
+
+TEST(StereoPlugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
+    auto host = make_stereo_host(48000);
+    host->activate();
+    auto l = test_music(48000, 48000, 35, 0.3);
+    stemsphere::test::HeapCounter counter;
+    std::vector<std::vector<float>> bufs(host->audio_output_count(), std::vector<float>(kMaxBlock));
+    std::vector<float*> outs;
+    for (auto& b : bufs) outs.push_back(b.data());
+    const uint32_t blocks[] = {1, 17, 63, 64, 256, 1000, kMaxBlock};
+    std::string error;
+    size_t pos = 0;
+    for (int i = 0; pos + kMaxBlock < l.size(); ++i) {
+        ASSERT_TRUE(host->set_control(std::string(kStems[i % 4]) + "_gain",
+                                      static_cast<float>(-(i % 13)), &error));
+        ASSERT_TRUE(host->set_control(std::string(kStems[(i + 1) % 4]) + "_solo",
+                                      static_cast<float>(i % 3 == 0), &error));
+        ASSERT_TRUE(host->set_control(std::string(kStems[i % 4]) + "_azimuth",
+                                      static_cast<float>((i * 37) % 360 - 180), &error));
+        ASSERT_TRUE(host->set_control("binaural", static_cast<float>(i % 11 != 0), &error));
+        ASSERT_TRUE(host->set_control("quality", static_cast<float>((i / 10) % 4), &error));
+        const float* in[2] = {l.data() + pos, l.data() + pos};
+        host->run(in, outs.data(), blocks[i % 7]);
+        pos += blocks[i % 7];
+    }
+    EXPECT_EQ(counter.calls_in_run(), 0u);
+    EXPECT_GT(counter.runs(), 0u);
+}
+
+// Shared presets and state: the factory presets apply to the stereo plugin too (same symbols),
+// and its saved state (controls by symbol) restores into a fresh instance that sounds the same.
+// (lilv, like hosts, restores a state only into the plugin URI that saved it.)
+TEST(StereoPlugin, PresetsAndStateWorkLikeTheStemsPlugins) {
+    const double rate = 48000;
+    auto stereo = make_stereo_host(rate);
+    std::string error;
+    ASSERT_TRUE(stereo->apply_preset("Karaoke", &error)) << error;
+    ASSERT_TRUE(stereo->apply_preset("Wide stage", &error)) << error;
+    EXPECT_EQ(stereo->control("vocals_mute"), 1.0f);
+    EXPECT_EQ(stereo->control("drums_azimuth"), 60.0f);
+    ASSERT_TRUE(stereo->set_control("other_gain", -6.0f, &error)) << error;
+    auto restored = make_stereo_host(rate);
+    ASSERT_TRUE(restored->restore_state_string(stereo->save_state_string(), &error)) << error;
+    EXPECT_EQ(restored->control("vocals_mute"), 1.0f);
+    EXPECT_EQ(restored->control("drums_azimuth"), 60.0f);
+    EXPECT_EQ(restored->control("other_gain"), -6.0f);
+    // The same preset on the Stems plugin gives its main pair the same sound.
+    auto stems = make_host(rate);
+    ASSERT_TRUE(stems->apply_preset("Karaoke", &error)) << error;
+    ASSERT_TRUE(stems->apply_preset("Wide stage", &error)) << error;
+    ASSERT_TRUE(stems->set_control("other_gain", -6.0f, &error)) << error;
+    restored->activate();
+    stems->activate();
+    auto l = test_music(12000, rate, 36, 0.5);
+    const Render a = play(*restored, l, l, 256);
+    const Render b = play(*stems, l, l, 256);
+    EXPECT_EQ(a.out[0], b.out[0]);
+    EXPECT_EQ(a.out[1], b.out[1]);
 }
 
 constexpr const char* kHrtfFile = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";

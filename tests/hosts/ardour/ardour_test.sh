@@ -3,10 +3,14 @@
 # A session gets a recorded region whose files are then replaced by a known stereo signal
 # (Ardour 7.3's Lua cannot import audio: hosts-verified.md §5); then, each phase in its own
 # Ardour process (phase.lua):
-#   add       strict-I/O track + Stemsphere: 10 outputs, left/right channels of every port group,
-#             factory presets listed, latency port == plugin == route latency;
-#   export    as added, and with the track's panner bypassed: the bypassed export equals the
-#             input at lag 0 (delay compensation); the as-added level is written to AS_ADDED_FILE;
+#   stereo    Stemsphere (stereo out) added to the track as it is: 2 outputs, latency port ==
+#             plugin == route latency; the export as added (default controls) is written to
+#             AS_ADDED_FILE (hosts_ardour_as_added_reaches_the_master); with Binaural off the
+#             export equals the input at lag 0, the track's panner in place;
+#   add       strict-I/O track + Stemsphere Stems: 10 outputs, left/right channels of every port
+#             group, factory presets listed, latency port == plugin == route latency;
+#   export    Stems as added (level printed: Ardour pans the 10 outputs, docs/daw.md), and with
+#             the track's panner bypassed: the export equals the input at lag 0;
 #   stems     the Vocals pair routed alone to the master equals the Mix with vocals soloed;
 #   studio    Quality -> Studio: Ardour follows the new latency, the export is still at lag 0;
 #             controls changed, session saved;
@@ -84,7 +88,29 @@ export_frames=$((frames - 4410))
 export EXPORT_FRAMES=$export_frames
 echo "region of $frames frames replaced; exports of $export_frames frames"
 
-echo "== add the plugin"
+echo "== Stemsphere (stereo out) added to the stereo track, nothing else touched"
+if f=$(run stereo_as_added stereo_as_added); then
+  grep -E '^(ADD|OUTPUTS|LATENCY)' stereo_as_added.log
+  [ "$(value stereo_as_added.log ADD)" = "0" ] || fail "add_processor_by_index (stereo) failed"
+  [ "$(value stereo_as_added.log OUTPUTS)" = "natural 2 configured 2 track 2" ] ||
+    fail "Stemsphere (stereo out) does not give the track 2 outputs"
+  read -r _ port _ plugin _ route <<<"$(value stereo_as_added.log 'LATENCY stereo')"
+  [ "$port" -gt 0 ] && [ "$port" = "$plugin" ] && [ "$plugin" = "$route" ] ||
+    fail "stereo latency port $port / plugin $plugin / route $route differ"
+  r=$("$compare" "$f" in_l.wav in_r.wav); echo "stereo as added: $r"
+  echo "$r" >"$as_added_file"
+else
+  fail "no stereo as-added export after 3 tries"
+fi
+echo "== Stemsphere (stereo out), Binaural off: the export is the input at lag 0 (panner in place)"
+if f=$(run stereo_plain stereo_plain); then
+  r=$("$compare" "$f" in_l.wav in_r.wav); echo "stereo plain sum: $r"
+  aligned "$r" || fail "stereo plain-sum export != input at lag 0 ($r)"
+else
+  fail "no stereo plain-sum export after 3 tries"
+fi
+
+echo "== add Stemsphere Stems"
 if run add; then
   grep -E '^(ADD|OUTPUTS|PORT|PRESETS|LATENCY)' add.log
   [ "$(value add.log ADD)" = "0" ] || fail "add_processor_by_index failed"
@@ -103,12 +129,12 @@ else
   fail "add phase"; live=0
 fi
 
-echo "== export as added (2->10 outputs, the track's panner in place)"
+echo "== Stems export as added (2->10 outputs, the track's panner in place)"
 if f=$(run export_as_added as_added); then
-  r=$("$compare" "$f" in_l.wav in_r.wav); echo "as added: $r"
-  echo "$r" >"$as_added_file"
+  r=$("$compare" "$f" in_l.wav in_r.wav)
+  echo "note: Stemsphere Stems as added, panner in place: $r (Ardour 7.3 pans the 10 outputs and the master gets next to nothing; docs/daw.md says what to click)"
 else
-  fail "no as-added export after 3 tries"
+  fail "no Stems as-added export after 3 tries"
 fi
 
 echo "== export with the track's panner bypassed"

@@ -1,10 +1,11 @@
 -- One phase of the Ardour headless test (ardour_test.sh runs each in its own ardour7-lua process,
 -- so that a crash in Ardour's export code can be retried without redoing the others).
--- Env: SESSION_DIR, PHASE (add | export_as_added | export_bypassed | export_vocals_pair |
--- export_vocals_solo | studio | reload), OUT_DIR,
+-- Env: SESSION_DIR, PHASE (stereo_as_added | stereo_plain | add | export_as_added |
+-- export_bypassed | export_vocals_pair | export_vocals_solo | studio | reload), OUT_DIR,
 -- EXPORT_FRAMES.
 -- Prints "KEY value" lines that ardour_test.sh checks.
-local uri = "https://stemsphere.dev/plugins/stemsphere"
+local uri = "https://stemsphere.dev/plugins/stemsphere" -- Stemsphere Stems (2 -> 10)
+local stereo_uri = "https://stemsphere.dev/plugins/stemsphere-stereo" -- Stemsphere (2 -> 2)
 local dir, phase, out = os.getenv("SESSION_DIR"), os.getenv("PHASE"), os.getenv("OUT_DIR")
 AudioEngine:set_backend("None (Dummy)", "", "")
 AudioEngine:set_sample_rate(44100)
@@ -55,7 +56,22 @@ local function latencies(pi, tag)
 end
 local export_frames = math.floor(tonumber(os.getenv("EXPORT_FRAMES")))
 
-if phase == "add" then
+if phase == "stereo_as_added" or phase == "stereo_plain" then
+  -- Stemsphere (stereo out) added to the recorded stereo track as Ardour set it up, nothing
+  -- else touched (the track's panner in place); not saved, so the later phases start from the
+  -- plain recorded session.
+  local proc = ARDOUR.LuaAPI.new_plugin(s, stereo_uri, ARDOUR.PluginType.LV2, "")
+  assert(not proc:isnil(), "Ardour cannot find Stemsphere (stereo out)")
+  print("ADD " .. tr:add_processor_by_index(proc, 0, nil, true))
+  local pi = proc:to_insert()
+  -- stereo_plain: the plain sum of the stems, which must equal the input (delay compensation).
+  if phase == "stereo_plain" then set(pi, "Binaural", 0) end
+  print("OUTPUTS natural " .. pi:natural_output_streams():n_audio() .. " configured " ..
+        pi:output_streams():n_audio() .. " track " .. tr:n_outputs():n_audio())
+  ARDOUR.LuaAPI.usleep(300000)
+  latencies(pi, "stereo")
+  export(phase, export_frames)
+elseif phase == "add" then
   tr:set_strict_io(true)
   local proc = ARDOUR.LuaAPI.new_plugin(s, uri, ARDOUR.PluginType.LV2, "")
   assert(not proc:isnil(), "Ardour cannot find the plugin")
