@@ -28,7 +28,7 @@ struct PortInfo {
 };
 
 // Every per-stem control exists once per stem in kStemNames order: vocals, drums, bass, other.
-inline constexpr std::array<PortInfo, 50> kPorts = {{
+inline constexpr std::array<PortInfo, 51> kPorts = {{
     {"in_l", PortKind::kAudioIn},
     {"in_r", PortKind::kAudioIn},
     {"out_l", PortKind::kAudioOut},
@@ -80,6 +80,8 @@ inline constexpr std::array<PortInfo, 50> kPorts = {{
     {"head_roll", PortKind::kControlIn, -180, 180, 0},
     // Licence state of the running mode: kStatusChecking, or a client::LicenceState value.
     {"status", PortKind::kControlOut, -1, 5, -1},
+    // "Report Studio latency in Live modes": Live modes are padded to the Studio latency.
+    {"studio_latency", PortKind::kControlIn, 0, 1, 0, true},
 }};
 inline constexpr uint32_t kPortCount = static_cast<uint32_t>(kPorts.size());
 
@@ -112,6 +114,7 @@ inline constexpr uint32_t kYaw = port_index("head_yaw");
 inline constexpr uint32_t kPitch = port_index("head_pitch");
 inline constexpr uint32_t kRoll = port_index("head_roll");
 inline constexpr uint32_t kStatus = port_index("status");
+inline constexpr uint32_t kStudioLatency = port_index("studio_latency");
 
 // `status` before the metering thread has its first answer (not a client::LicenceState).
 inline constexpr float kStatusChecking = -1.0f;

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "engine/binaural/hrtf_set.h"
+#include "engine/delay_line.h"
 #include "engine/processor.h"
 #include "plugin/metering.h"
 #include "plugin/ports.h"
@@ -172,6 +173,10 @@ struct Stemsphere {
     std::unique_ptr<HrtfSet> hrtf;  // the set the processor uses (owned here)
     char hrtf_path[kMaxPath] = {};  // its file; "" when none
     bool notify_path = false;       // announce hrtf_path on the notify port at the next run()
+    // "Report Studio latency in Live modes": the Studio latency at this rate (0 when unknown:
+    // the option then does nothing) and the delay that pads a Live mode's output up to it.
+    size_t studio_latency = 0;
+    std::unique_ptr<stemsphere::DelayLine> pad;
 
     // Port buffers by table row (plugin/ports.h); null until the host connects them, and always
     // for the rows this plugin does not have (the stereo plugin's stem outputs: not written).
@@ -204,6 +209,20 @@ struct Stemsphere {
         c.head_pitch_deg = control(kPitch);
         c.head_roll_deg = control(kRoll);
         return c;
+    }
+
+    // Frames the running mode's output is delayed by: with the option on, a Live mode (no
+    // look-ahead) is padded to the Studio latency; Studio already has it and Render keeps its
+    // own, longer one. Padding and reported latency change together, so the host's delay
+    // compensation stays exact.
+    size_t padding() const {
+        const size_t own = processor->latency();
+        if (!toggle(kStudioLatency) ||
+            stemsphere::quality_mode_info(active_mode).max_lookahead_s > 0.0 ||
+            studio_latency <= own) {
+            return 0;
+        }
+        return std::min(studio_latency - own, pad->max_delay());
     }
 
     stemsphere::QualityMode read_mode() const {
@@ -304,6 +323,20 @@ LV2_Handle instantiate(const LV2_Descriptor* descriptor, double rate, const char
         if (auto set = self->load_hrtf(kDefaultHrtf)) {
             delete self->install(std::move(set), kDefaultHrtf);
         }
+        // Read from the Studio model's header (not run): what the Live modes pad up to.
+        std::string error;
+        if (auto studio = stemsphere::Processor::mode_latency(
+                rate, stemsphere::QualityMode::kStudio, self->models_dir, &error)) {
+            self->studio_latency = *studio;
+        } else {
+            lv2_log_warning(&self->logger,
+                            "Stemsphere: Studio latency unknown, \"Report Studio latency in Live "
+                            "modes\" does nothing: %s\n",
+                            error.c_str());
+        }
+        const size_t live = self->processor->latency();
+        self->pad = std::make_unique<stemsphere::DelayLine>(
+            kOutputChannels, self->studio_latency > live ? self->studio_latency - live : 0);
         lv2_log_note(&self->logger, "Stemsphere: %.0f Hz, STFT %zu/%zu, latency %zu frames\n", rate,
                      self->processor->format().fft_size, self->processor->format().hop,
                      self->processor->latency());
@@ -337,6 +370,7 @@ void activate(LV2_Handle handle) {
     self->processor->set_controls(self->read_controls());
     self->processor->set_dsp_fallback(self->needs_fallback(self->active_mode));
     self->processor->reset();
+    self->pad->set_delay(self->padding());
     self->notify_path = true;
 }
 
@@ -391,8 +425,10 @@ void write_notifications(Stemsphere* self) {
 
 void run(LV2_Handle handle, uint32_t n) {
     auto* self = static_cast<Stemsphere*>(handle);
+    const size_t padding = self->padding();
+    if (padding != self->pad->delay()) self->pad->set_delay(padding);  // starts from silence
     if (float* latency = self->port_as<float>(kLatency)) {
-        *latency = static_cast<float>(self->processor->latency());
+        *latency = static_cast<float>(self->processor->latency() + padding);
     }
     if (const auto* control = self->port_as<const LV2_Atom_Sequence>(kControl)) {
         LV2_ATOM_SEQUENCE_FOREACH(control, ev) {
@@ -430,6 +466,7 @@ void run(LV2_Handle handle, uint32_t n) {
     // Counted before process(): hosts may process in place.
     const uint32_t metered_frames = metered && licensed ? sounding_frames(in_l, in_r, n) : 0;
     self->processor->process(in_l, in_r, out, n);
+    self->pad->process(out, n);
     if (metered_frames > 0) self->usage.add_frames(metered_frames);
 }
 

@@ -240,6 +240,7 @@ TEST(Plugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
         ASSERT_TRUE(
             host->set_control("head_yaw", static_cast<float>((i * 11) % 360 - 180), &error));
         ASSERT_TRUE(host->set_control("binaural", static_cast<float>(i % 11 != 0), &error));
+        ASSERT_TRUE(host->set_control("studio_latency", static_cast<float>(i % 17 < 8), &error));
         // A mode switch now and then, through every mode: the worker builds the new back end,
         // run() only swaps.
         ASSERT_TRUE(host->set_control("quality", static_cast<float>((i / 10) % 4), &error));
@@ -759,6 +760,107 @@ TEST(StereoPlugin, PresetsAndStateWorkLikeTheStemsPlugins) {
     const Render b = play(*stems, l, l, 256);
     EXPECT_EQ(a.out[0], b.out[0]);
     EXPECT_EQ(a.out[1], b.out[1]);
+}
+
+// --- "Report Studio latency in Live modes" (studio_latency): Live modes pad their output.
+
+// The frames an impulse at the start of the second block comes out after, and the latency the
+// plugin reported meanwhile (both plugins, any mode, option on or off).
+struct Lag {
+    size_t measured = 0;
+    float reported = 0.0f;
+};
+Lag impulse_lag(const char* uri, float mode, bool studio_latency, uint32_t block, double rate) {
+    auto host = make_host(rate, {}, uri);
+    plain_sum(*host);
+    std::string error;
+    EXPECT_TRUE(host->set_control("quality", mode, &error)) << error;
+    EXPECT_TRUE(host->set_control("studio_latency", studio_latency ? 1.0f : 0.0f, &error));
+    host->activate();
+    const size_t frames = (mode == 3.0f ? 5 : 3) * static_cast<size_t>(rate) / 2;
+    std::vector<float> l(frames, 0.0f);
+    l[block] = 1.0f;
+    Render out = play(*host, l, l, block);
+    size_t peak = 0;
+    for (size_t i = 0; i < frames; ++i) {
+        if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
+    }
+    EXPECT_NEAR(out.out[1][peak], 1.0f, 1e-4f);
+    return {peak - block, host->latency()};
+}
+
+// With the option on, Live (DSP), Live (neural) and Studio all report the Studio latency and an
+// impulse comes out exactly that late; Render keeps its own. Off: every mode its own.
+TEST(PluginLatencyOption, LiveModesReportAndApplyTheStudioLatency) {
+    const double rate = 44100;
+    const float studio = impulse_lag(kUri, 2.0f, false, 256, rate).reported;
+    const float render = impulse_lag(kUri, 3.0f, false, 256, rate).reported;
+    const float live = impulse_lag(kUri, 0.0f, false, 256, rate).reported;
+    ASSERT_GT(studio, live);
+    ASSERT_GT(render, studio);
+    for (const char* uri : {kUri, kStereoUri}) {
+        for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+            for (uint32_t block : {63u, 256u, 1000u}) {
+                const Lag on = impulse_lag(uri, mode, true, block, rate);
+                EXPECT_EQ(on.measured, static_cast<size_t>(on.reported))
+                    << uri << " mode " << mode << " block " << block;
+                EXPECT_EQ(on.reported, mode == 3.0f ? render : studio)
+                    << uri << " mode " << mode << " block " << block;
+                if (block != 256) continue;
+                const Lag off = impulse_lag(uri, mode, false, block, rate);
+                EXPECT_EQ(off.measured, static_cast<size_t>(off.reported)) << uri << mode;
+                EXPECT_EQ(off.reported, mode == 3.0f ? render : (mode == 2.0f ? studio : live))
+                    << uri << " mode " << mode;
+            }
+        }
+    }
+}
+
+// The point of the option: switching Live (DSP) -> Live (neural) -> Studio -> Live (DSP) while
+// playing (threaded worker, like jalv) never changes the reported latency, and after each switch
+// the output is still exactly that late.
+TEST(PluginLatencyOption, ModeSwitchesWhilePlayingNeverMoveTheLatency) {
+    const double rate = 48000;
+    HostOptions opts;
+    opts.threaded_worker = true;
+    auto host = make_stereo_host(rate, opts);
+    plain_sum(*host);
+    std::string error;
+    ASSERT_TRUE(host->set_control("studio_latency", 1.0f, &error)) << error;
+    host->activate();
+    auto silence = std::vector<float>(4096, 0.0f);
+    play(*host, silence, silence, 256);
+    const float fixed = host->latency();
+    for (float mode : {1.0f, 2.0f, 0.0f}) {
+        ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+        for (int i = 0; i < 3; ++i) {
+            play(*host, silence, silence, 256);
+            EXPECT_EQ(host->latency(), fixed) << "mode " << mode;
+            host->wait_for_worker();
+        }
+        std::vector<float> l(static_cast<size_t>(fixed) + 8192, 0.0f);
+        l[100] = 1.0f;
+        Render out = play(*host, l, l, 256);
+        EXPECT_EQ(host->latency(), fixed) << "mode " << mode;
+        size_t peak = 0;
+        for (size_t i = 0; i < l.size(); ++i) {
+            if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
+        }
+        EXPECT_EQ(peak, 100 + static_cast<size_t>(fixed)) << "mode " << mode;
+    }
+}
+
+// Off by default, a plain toggle (hosts must not automate it: it moves the latency).
+TEST(PluginLatencyOption, IsAToggleThatDefaultsToOff) {
+    for (const char* uri : {kUri, kStereoUri}) {
+        auto host = make_host(48000, {}, uri);
+        const auto info = host->control_info("studio_latency");
+        ASSERT_TRUE(info.has_value()) << uri;
+        EXPECT_TRUE(info->is_input);
+        EXPECT_TRUE(info->toggled);
+        EXPECT_EQ(info->default_value, 0.0f);
+        EXPECT_EQ(info->name, "Report Studio latency in Live modes");
+    }
 }
 
 constexpr const char* kHrtfFile = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";
