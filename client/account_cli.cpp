@@ -360,10 +360,22 @@ int cmd_devices(const Options& o) {
 
 int cmd_logout(const Options& o) {
     Signed s;
-    if (const int rc = open_session(o, s); rc != kOk && rc != kLocalFile) return rc;
+    s.paths = resolve_paths(o.config_dir);
+    s.server = resolve_server_url(o.server_flag, s.paths.config_file());
+    if (const std::string bad = check_server_url(s.server); !bad.empty()) {
+        return fail(o, kUsageError, bad);
+    }
+    s.http = std::make_unique<HttpClient>(s.server);
+    s.session = std::make_unique<Session>(s.paths, *s.http);
+    // A corrupt file is removed like a good one (that is how to get rid of it).
+    if (s.session->state() == CredentialsState::missing) {
+        return fail(o, kSignedOut, s.session->error());
+    }
     HttpReply r;
-    if (s.session && s.session->signed_in()) {
+    if (s.session->signed_in()) {
         r = s.session->authed("DELETE", "/v1/sessions/current", Json::Value());
+    } else {
+        r.transport_error = s.session->error();
     }
     std::string error;
     FileLock lock;

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "client/files.h"
 
@@ -71,8 +72,13 @@ std::unique_ptr<Journal> Journal::create(const std::string& dir, const Json::Val
         return nullptr;
     }
     if (!ensure_private_dir(dir, error)) return nullptr;
-    const std::string path = dir + "/" + make_id("j") + ".jnl";
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    // Built under a name adopters do not look at, locked and given its header, then renamed:
+    // another process never sees a journal of ours before we hold its lock.
+    const std::string id = make_id("j");
+    const std::string path = dir + "/" + id + ".jnl";
+    const std::string building = dir + "/." + id + ".new";
+    const int fd =
+        ::open(building.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         error = "cannot create the usage journal " + path + ": " + std::strerror(errno);
         return nullptr;
@@ -80,13 +86,20 @@ std::unique_ptr<Journal> Journal::create(const std::string& dir, const Json::Val
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         error = "cannot lock the usage journal " + path + ": " + std::strerror(errno);
         ::close(fd);
+        ::unlink(building.c_str());
         return nullptr;
     }
-    std::unique_ptr<Journal> j(new Journal(path, fd, 0));
+    std::unique_ptr<Journal> j(new Journal(building, fd, 0));
     if (!j->append(header, error)) {
-        ::unlink(path.c_str());
+        ::unlink(building.c_str());
         return nullptr;
     }
+    if (::rename(building.c_str(), path.c_str()) != 0) {
+        error = "cannot name the usage journal " + path + ": " + std::strerror(errno);
+        ::unlink(building.c_str());
+        return nullptr;
+    }
+    j->path_ = path;
     fsync_dir_of(path);
     return j;
 }
@@ -169,6 +182,16 @@ bool Journal::append(const std::vector<Json::Value>& records, std::string& error
     }
     size_ += data.size();
     return true;
+}
+
+void Journal::discard_unfinished(const std::string& path) {
+    struct stat st {};
+    // Young ones may be between their creation and their lock in another process.
+    if (::stat(path.c_str(), &st) != 0 || st.st_mtime > ::time(nullptr) - 60) return;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(path.c_str());
+    ::close(fd);
 }
 
 void Journal::remove() {

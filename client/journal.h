@@ -44,6 +44,9 @@ class Journal {
     bool append(const Json::Value& record, std::string& error) {
         return append(std::vector<Json::Value>{record}, error);
     }
+    // Deletes a journal that a crashed process was still creating (a ".new" file holds at most
+    // the header) once it is a minute old, unless a live process holds it.
+    static void discard_unfinished(const std::string& path);
     // Deletes the file (everything in it is resolved).
     void remove();
     // Moves the file to `dir` (corrupt files are kept for a person to look at).

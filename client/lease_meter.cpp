@@ -205,6 +205,19 @@ bool LeaseMeter::verify_lease(const Json::Value& b, const Lease& lease, std::str
     return true;
 }
 
+LeaseMeter::Step LeaseMeter::read_balance() {
+    const HttpReply r = session_->authed("GET", "/v1/balance", Json::Value());
+    if (!r.answered() || r.status >= 500) return Step::unreachable;
+    if (!r.ok() || !r.body["milli_tokens_per_minute"].isInt64() ||
+        !r.body["available_mt"].isInt64() || r.body["milli_tokens_per_minute"].asInt64() < 1) {
+        return Step::ok;  // not needed for metering: the lease is what counts
+    }
+    price_mt_per_minute_ = r.body["milli_tokens_per_minute"].asInt64();
+    available_mt_ = r.body["available_mt"].asInt64();
+    balance_due_ = false;
+    return Step::ok;
+}
+
 LeaseMeter::Step LeaseMeter::resolve(Lease& lease, Journal& journal, const std::string& outcome,
                                      std::int64_t posted) {
     Lease done = lease;
@@ -271,6 +284,7 @@ LeaseMeter::Step LeaseMeter::send_open(Lease& lease) {
     }
     if (r.status == 402) {
         exhausted_ = true;
+        balance_due_ = true;
         next_open_ms_ = wall_ms() + kRetryOpenAfterRefusalMs;
         return resolve(lease, *journal_, "failed:" + code, 0);
     }
@@ -376,6 +390,10 @@ void LeaseMeter::adopt_orphans() {
     const Credentials& c = session_->credentials();
     for (const auto& entry : it) {
         const std::string path = entry.path().string();
+        if (entry.path().extension() == ".new") {
+            Journal::discard_unfinished(path);  // a crash while creating: it holds no lease
+            continue;
+        }
         if (entry.path().extension() != ".jnl" || !entry.is_regular_file(ec)) continue;
         if (journal_ && path == journal_->path()) continue;
         const bool held = std::any_of(orphans_.begin(), orphans_.end(),
@@ -434,6 +452,7 @@ std::chrono::milliseconds LeaseMeter::poll() {
         return std::chrono::milliseconds(retry_at_ms_ - now);
     }
     Step step = ensure_lease_key(false) ? Step::ok : Step::unreachable;
+    if (step == Step::ok && balance_due_) step = read_balance();
     if (step == Step::ok && now >= next_adopt_ms_) {
         adopt_orphans();
         next_adopt_ms_ = now + kAdoptEveryMs;
@@ -593,9 +612,12 @@ void LeaseMeter::publish() {
             s.message = "Server unreachable: working offline; the lease covers " +
                         minutes_text(s.covered_ms) + " until " + utc_clock(until);
         } else if (covered_now) {
-            s.state = low_balance_ ? LicenceState::low_balance : LicenceState::active;
-            s.message = std::string(low_balance_ ? "Balance low: " : "Licensed: ") +
-                        "the lease covers " + minutes_text(s.covered_ms) + " of metered audio";
+            // A smaller grant than asked, or a refused renewal: the balance pays for less than
+            // a lease's worth.
+            const bool low = low_balance_ || exhausted_;
+            s.state = low ? LicenceState::low_balance : LicenceState::active;
+            s.message = std::string(low ? "Balance low: " : "Licensed: ") + "the lease covers " +
+                        minutes_text(s.covered_ms) + " of metered audio";
         } else if (exhausted_) {
             s.state = LicenceState::exhausted;
             s.message = "No tokens left: metered modes run as Live (DSP)";
@@ -607,6 +629,14 @@ void LeaseMeter::publish() {
         } else {
             s.state = LicenceState::active;
             s.message = "Renewing the lease";
+        }
+    }
+    s.price_mt_per_minute = price_mt_per_minute_;
+    s.available_mt = available_mt_;
+    for (const auto& l : book_.leases) {
+        if (l.resolved && l.outcome == "settled") {
+            s.settled_ms += l.settle_used_ms;
+            s.settled_mt += l.posted_mt;
         }
     }
     if (!lasting_note_.empty()) s.message += ". " + lasting_note_;
@@ -641,6 +671,7 @@ void LeaseMeter::shutdown() {
         // start (or another process) to finish.
         if (book_.all_resolved()) journal_->remove();
     }
+    publish();  // the settled totals
     journal_.reset();
     orphans_.clear();
     licensed_.store(false);

@@ -50,6 +50,7 @@ class LeaseMeter final : public Meter {
         bad_reply,    // the server answered something unusable: keep the last good state
     };
     bool ensure_lease_key(bool fresh);
+    Step read_balance();
     // Drives one lease towards its next state (open → settle/void → done).
     Step advance(Lease& lease, Journal& journal, bool closing);
     Step send_settle(Lease& lease, Journal& journal);
@@ -83,6 +84,9 @@ class LeaseMeter final : public Meter {
     bool closed_ = false;
     bool renew_due_ = false;
     std::size_t compact_at_bytes_ = 1 << 20;
+    std::int64_t price_mt_per_minute_ = 0;
+    std::int64_t available_mt_ = -1;
+    bool balance_due_ = true;  // look at the balance (price) at the first contact and after a 402
     std::int64_t next_open_ms_ = 0;
     std::int64_t next_adopt_ms_ = 0;
     std::int64_t retry_at_ms_ = 0;

@@ -31,6 +31,11 @@ struct MeterStatus {
     LicenceState state = LicenceState::signed_out;
     std::string message;          // one line for the host's log, the CLI and the inline display
     std::int64_t covered_ms = 0;  // metered audio the current lease(s) still cover
+    // Added after the first contract, for `stemsphere-render`'s before/after lines:
+    std::int64_t price_mt_per_minute = 0;  // the server's price (0: not known yet)
+    std::int64_t available_mt = -1;        // balance at the last look (-1: not known)
+    std::int64_t settled_ms = 0;           // this meter's own leases: usage settled so far
+    std::int64_t settled_mt = 0;           // ... and what the server charged for it
 };
 
 class Meter {
@@ -45,6 +50,9 @@ class Meter {
     virtual MeterStatus status() = 0;
     // Housekeeping from the client thread: renew leases at half use, settle journalled usage,
     // retry after failures. Returns how long the caller may sleep before the next poll.
+    // (Implementation note: record_usage() never touches the network; a renewal that usage made
+    // due happens in the next poll(), so poll after recording. Record about once a second, not
+    // per block: each call is one fdatasync. See docs/client-design.md.)
     virtual std::chrono::milliseconds poll() = 0;
     // Clean shutdown: settles what was used, voids unused leases. Bounded in time.
     virtual void shutdown() = 0;

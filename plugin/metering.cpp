@@ -24,7 +24,15 @@ using client::LicenceState;
 // Published by the client thread, read by every instance's audio thread.
 std::atomic<bool> g_licensed{false};
 std::atomic<float> g_state{kStatusChecking};
-static_assert(std::atomic<float>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
+// Metered milliseconds of all instances since the process started (audio threads add), and the
+// total up to which the current lease(s) cover use (client thread publishes: what it recorded
+// plus what the meter says is still covered). The audio thread stops metered modes itself the
+// moment the total reaches it: the fade follows the end of a lease within one block, however
+// late the client thread runs (blocked in an fsync or a request, or the machine loaded).
+std::atomic<uint64_t> g_metered_total{0};
+std::atomic<uint64_t> g_covered_until{0};
+static_assert(std::atomic<float>::is_always_lock_free && std::atomic<bool>::is_always_lock_free &&
+              std::atomic<uint64_t>::is_always_lock_free);
 
 // How often the client thread wakes while metered audio flows: bounds the time from "no longer
 // licensed" to the fade. With no metered audio it wakes once a second (idle cost).
@@ -54,6 +62,7 @@ class Service {
             known_ = false;
             last_state_ = -1;
             g_licensed.store(false);
+            g_covered_until.store(0);
             g_state.store(kStatusChecking);
             thread_ = std::thread([this] { loop(); });
         } else if (known_) {
@@ -104,6 +113,7 @@ class Service {
             if (!meter && (wanted || to_record > 0)) meter = open_process_meter();
             if (to_record > 0) {
                 meter->record_usage(to_record);
+                recorded_total_ += to_record;
                 last_record = now;
             }
             if (stopping) {
@@ -121,30 +131,32 @@ class Service {
                 const auto wait = meter->poll();
                 next_poll = Clock::now() + std::max(wait, std::chrono::milliseconds(0));
             }
-            lock.lock();
-            const uint64_t unrecorded = pending_ms_;
-            lock.unlock();
-            if (meter) publish(*meter, unrecorded);
+            if (meter) publish(*meter);
             lock.lock();
             // Fast while metered audio flows or a metered mode waits for a lease (so the fade
             // either way follows within one wake-up); once a second otherwise.
             const bool was_flowing = std::exchange(flowing, drained > 0);
-            const bool waiting = wanted && !g_licensed.load(std::memory_order_relaxed);
+            const bool waiting = wanted && !(g_licensed.load(std::memory_order_relaxed) &&
+                                             g_metered_total.load(std::memory_order_relaxed) <
+                                                 g_covered_until.load(std::memory_order_relaxed));
             wake_.wait_for(lock, flowing || was_flowing || waiting ? kWake : kIdleWake,
                            [this] { return stop_; });
         }
     }
 
     // Makes the meter's answer visible to the audio threads; logs changes to every instance.
-    // `unrecorded`: usage drained but not yet recorded. When it reaches what the lease still
-    // covers, metered modes stop here and now, not only once the meter has been told (so the
-    // fade follows the end of the lease within one wake-up, whatever the record interval).
-    void publish(client::Meter& meter, uint64_t unrecorded) {
+    void publish(client::Meter& meter) {
         const client::MeterStatus status = meter.status();
+        const bool meter_licensed = meter.licensed();
+        // covered_ms counts from what the meter has been told: recorded_total_.
+        const uint64_t until = !meter_licensed ? 0
+                               : status.covered_ms > 0
+                                   ? recorded_total_ + static_cast<uint64_t>(status.covered_ms)
+                                   : UINT64_MAX;  // licensed, extent not stated
+        g_covered_until.store(until, std::memory_order_release);
+        g_licensed.store(meter_licensed, std::memory_order_release);
         const bool licensed =
-            meter.licensed() &&
-            (status.covered_ms <= 0 || unrecorded < static_cast<uint64_t>(status.covered_ms));
-        g_licensed.store(licensed, std::memory_order_release);
+            meter_licensed && g_metered_total.load(std::memory_order_relaxed) < until;
         g_state.store(static_cast<float>(status.state), std::memory_order_release);
         std::lock_guard lock(mutex_);
         const int state = static_cast<int>(status.state);
@@ -173,7 +185,8 @@ class Service {
     std::vector<Registration> instances_;
     std::thread thread_;
     bool stop_ = false;
-    uint64_t pending_ms_ = 0;  // drained, not yet recorded
+    uint64_t pending_ms_ = 0;      // drained, not yet recorded
+    uint64_t recorded_total_ = 0;  // handed to Meter::record_usage since the process started
     bool known_ = false;
     int last_state_ = -1;
     bool last_licensed_ = false;
@@ -197,6 +210,7 @@ void UsageChannel::add_frames(uint32_t frames) {
     const uint64_t ms = milli_frames_ / rate_;
     milli_frames_ -= ms * rate_;
     unpushed_ms_ += ms;
+    if (ms > 0) g_metered_total.fetch_add(ms, std::memory_order_relaxed);
     if (unpushed_ms_ == 0) return;
     const uint32_t head = head_.load(std::memory_order_relaxed);
     if (head - tail_.load(std::memory_order_acquire) == kCapacity) return;  // full: keep it
@@ -217,7 +231,9 @@ bool UsageChannel::wanted() const {
 }
 
 bool UsageChannel::licensed() const {
-    return g_licensed.load(std::memory_order_acquire);
+    return g_licensed.load(std::memory_order_acquire) &&
+           g_metered_total.load(std::memory_order_relaxed) <
+               g_covered_until.load(std::memory_order_acquire);
 }
 
 float UsageChannel::state() const {

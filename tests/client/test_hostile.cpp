@@ -11,7 +11,16 @@
 namespace stemsphere::client::testing {
 namespace {
 
-enum class Mode { pass, garbage, truncated, hang, forged_signature, throttled, html_500 };
+enum class Mode {
+    pass,
+    garbage,
+    truncated,
+    hang,
+    forged_signature,
+    throttled,
+    html_500,
+    lost_reply  // forwarded, so the server acts, but the answer never comes back
+};
 
 // Forwards every request to the real server, then spoils the answer as `mode` says.
 class HostileProxy {
@@ -76,6 +85,13 @@ class HostileProxy {
             return;
         }
         if (req.method == "POST" && req.path == "/v1/leases") ++leases_forwarded_;
+        if (mode == Mode::lost_reply) {
+            for (int i = 0; i < 60 && !release_; ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+            res.status = 503;
+            return;
+        }
         std::string body = r->body;
         if (mode == Mode::truncated) body = body.substr(0, body.size() / 2);
         if (mode == Mode::forged_signature) {
@@ -160,6 +176,58 @@ TEST(Hostile, BrokenRepliesHangsAndForgedLeasesLeaveTheLastGoodStateAndChargeNot
     EXPECT_EQ(used, modes * 41'000);
     EXPECT_EQ(balance(server, user)["held_mt"].asInt64(), 0);
     EXPECT_GE(proxy.leases_forwarded(), modes + 1);
+}
+
+// The server settles but its answer is lost (twice: the retry too): the settle stays pending
+// in the journal, and the next start resends it with the same id; it is charged once.
+TEST(Hostile, LostSettleRepliesAreResentWithTheSameIdAndChargedOnce) {
+    TempDir dir;
+    constexpr std::int64_t kPrice = 1000;
+    ServerProcess server(dir.path() + "/ledger.db", kPrice);
+    ASSERT_TRUE(server.start());
+    const TestUser user = make_user(server, "lost@example.org");
+    grant(server, user, 1'000'000, "g1");
+    HostileProxy proxy(server.port());
+    const std::string config = dir.path() + "/config";
+    {
+        HttpClient http(server.url());
+        Json::Value in;
+        in["email"] = user.email;
+        in["password"] = user.password;
+        const HttpReply r = http.post("/v1/sessions", in);
+        ASSERT_TRUE(r.ok());
+        std::string error;
+        ASSERT_TRUE(save_sign_in(resolve_paths(config), proxy.url(), "t", r.body, error));
+    }
+    MeterOptions o;
+    o.server_url = proxy.url();
+    o.config_dir = config;
+    o.request_timeout_ms = 400;
+    {
+        auto meter = open_meter(o);
+        for (int i = 0; i < 100 && !meter->licensed(); ++i) meter->poll();
+        ASSERT_TRUE(meter->licensed()) << meter->status().message;
+        meter->record_usage(90'000);
+        proxy.set(Mode::lost_reply);
+        meter->shutdown();  // the settle reaches the server; its answer does not come back
+    }
+    EXPECT_EQ(posted_total(server, user), (90'000 * kPrice + 59'999) / 60'000)
+        << "the server did settle";
+    const std::string journal_dir = resolve_paths(config).journal_dir();
+    EXPECT_FALSE(std::filesystem::is_empty(journal_dir)) << "the unacknowledged settle is kept";
+    proxy.set(Mode::pass);
+    {
+        auto meter = open_meter(o);
+        for (int i = 0; i < 100 && !meter->licensed(); ++i) meter->poll();
+        meter->shutdown();
+    }
+    int settles = 0;
+    std::int64_t used = 0;
+    EXPECT_EQ(posted_total(server, user, &used, &settles), (90'000 * kPrice + 59'999) / 60'000);
+    EXPECT_EQ(settles, 1);
+    EXPECT_EQ(used, 90'000);
+    EXPECT_TRUE(std::filesystem::is_empty(journal_dir));
+    EXPECT_EQ(balance(server, user)["held_mt"].asInt64(), 0);
 }
 
 // The device flow against a scripted server: pending, slow_down (interval grows by 5 s and

@@ -388,7 +388,9 @@ TEST(PluginMetering, RunningOutFadesToDspWithoutAStepAndBackAfterATopUp) {
         1000.0 * (static_cast<double>(fade) - static_cast<double>(ran_out)) / rate;
     std::printf("[ figure ] ran out -> fade start: %.1f ms of audio played in real time\n",
                 delay_ms);
-    EXPECT_LT(delay_ms, 400.0) << "the client thread wakes every 50 ms";
+    // The audio thread stops metered use itself when the covered total is reached: one block
+    // (10 ms) plus a hop or two, whatever the client thread is doing.
+    EXPECT_LT(delay_ms, 50.0);
 
     bool said_exhausted = false;
     for (float s : out.status) said_exhausted = said_exhausted || s == 4.0f;
