@@ -2,10 +2,12 @@
 # Stemsphere in jalv on a private JACK server (dummy driver, no sound card): the plugin loads,
 # jalv shows its latency among the monitors and lists the factory presets, and the JACK port
 # latencies follow the quality mode (Live -> Studio -> Live), always equal to what the plugin
-# reports. (jalv 1.6.6's console "preset URI" applies nothing, with any plugin: not tested.)
-# Usage: jalv_test.sh LV2_DIR (the folder holding stemsphere.lv2). Starts and stops its own jackd.
+# reports; with "Report Studio latency in Live modes" on, Live reports (and JACK gets) the Studio
+# latency. (jalv 1.6.6's console "preset URI" applies nothing, with any plugin: not tested.)
+# Usage: jalv_test.sh LV2_DIR [URI JACK_PORTS] (LV2_DIR holds stemsphere.lv2; default: Stemsphere
+# Stems, 12 JACK ports). Starts and stops its own jackd.
 set -uo pipefail
-lv2_dir=$1
+lv2_dir=$1 uri=${2:-https://stemsphere.dev/plugins/stemsphere} want_ports=${3:-12}
 for tool in jackd jalv jack_lsp; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool not installed (scripts/apt-packages.txt)"; exit 1; }
 done
@@ -30,7 +32,7 @@ jack_lsp >/dev/null 2>&1 || { cat "$work/jackd.log"; echo "FAIL: jackd did not s
 
 # jalv reads commands from stdin and quits on EOF: feed it through a FIFO kept open here.
 mkfifo "$work/cmd"
-stdbuf -oL jalv -n stemsphere -x https://stemsphere.dev/plugins/stemsphere <"$work/cmd" >"$work/jalv.log" 2>&1 &
+stdbuf -oL jalv -n stemsphere -x "$uri" <"$work/cmd" >"$work/jalv.log" 2>&1 &
 jalv_pid=$!
 exec 8>"$work/cmd"
 send() { echo "$1" >&8; }
@@ -56,7 +58,7 @@ wait_latency() { # $1 = expected port latency; 30 s at most
 for _ in $(seq 100); do jack_lsp 2>/dev/null | grep -q '^stemsphere:out_l$' && break; sleep 0.2; done
 jack_lsp 2>/dev/null | grep -q '^stemsphere:out_l$' || fail "jalv did not register the plugin's ports"
 nports=$(jack_lsp 2>/dev/null | grep -c '^stemsphere:')
-[ "$nports" -eq 12 ] || fail "expected 12 JACK ports (2 in, 10 out), got $nports"
+[ "$nports" -eq "$want_ports" ] || fail "expected $want_ports JACK ports for $uri, got $nports"
 grep -q "HRTF .* loaded" "$work/jalv.log" || fail "the plugin did not load its HRTF set"
 
 live=$(monitor_latency)
@@ -85,6 +87,10 @@ echo "Studio (neural): plugin latency $studio, JACK latency $studio_port"
 send "quality = 0"
 got=$(wait_latency "$live") || fail "JACK latency $got did not return to $live after quality = 0"
 echo "back to Live: JACK latency $got"
+
+send "studio_latency = 1"
+got=$(wait_latency "$studio") || fail "Live with studio_latency = 1: JACK latency $got != Studio $studio"
+echo "Live with \"Report Studio latency in Live modes\": JACK latency $got"
 
 exec 8>&-
 for _ in $(seq 50); do kill -0 "$jalv_pid" 2>/dev/null || break; sleep 0.2; done
