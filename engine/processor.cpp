@@ -122,6 +122,23 @@ bool model_fits(const NeuralModel& model, const QualityModeInfo& owner, const St
 }
 }  // namespace
 
+std::optional<size_t> Processor::mode_latency(double sample_rate, QualityMode mode,
+                                              const std::string& models_dir, std::string* error) {
+    const StftFormat format = stft_format_for_rate(sample_rate);
+    size_t lookahead = 0;  // frames (hops) of the furthest-looking network the mode runs
+    for (const std::string& file : quality_mode_model_files(mode)) {
+        std::string why;
+        auto model = NeuralModel::load(models_dir + "/" + file, &why);
+        if (!model) {
+            *error = std::string(quality_mode_info(mode).label) + ": " + why;
+            return std::nullopt;
+        }
+        lookahead = std::max(lookahead, model->lookahead);
+    }
+    // SeparationEngine::hop_latency() + one hop, as latency().
+    return format.fft_size - format.hop + lookahead * format.hop + format.hop;
+}
+
 std::unique_ptr<Processor> Processor::create(double sample_rate, QualityMode mode,
                                              const std::string& models_dir, std::string* error) {
     const QualityModeInfo& info = quality_mode_info(mode);

@@ -9,6 +9,7 @@
 // Real-time contract: process() never allocates, locks or blocks. Construction is off-thread.
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,11 @@ class Processor {
     static constexpr size_t kFallbackFadeHops = 4;
 
     size_t latency() const { return engine_.hop_latency() + engine_.hop(); }
+    // Off the audio thread: the latency() a processor for `mode` would have at this rate, from
+    // the look-ahead its model files declare (read, not run); nullopt and *error when a file is
+    // missing or corrupt (create() would fail too).
+    static std::optional<size_t> mode_latency(double sample_rate, QualityMode mode,
+                                              const std::string& models_dir, std::string* error);
     const StftFormat& format() const { return engine_.format(); }
 
     void set_controls(const ProcessorControls& c) { controls_ = c; }

@@ -1,9 +1,12 @@
 #pragma once
-// The plugin's ports in one table: index (= position), symbol, kind, range and default. The glue
-// connects and reads ports through it; ttl/stemsphere.ttl.in stays hand-written (hosts and saved
-// sessions know its symbols and indices) and tests/plugin checks every row against it through
-// the lilv host, together with the scale points of `quality` (engine/quality_modes.h) and
-// `status` (kStatusLabels). A new port is appended here and in the TTL, never inserted.
+// The ports of both plugins of the bundle in one table: row, symbol, kind, range and default.
+// Stemsphere Stems (the original URI) has every row, its port index = the row (hosts and saved
+// sessions know its symbols and indices); Stemsphere (stereo out) has every row but the stem
+// output pairs, numbered in the same order (kStereoRows). The glue connects and reads ports by
+// row; ttl/ports.ttl holds the same list by hand (CMake numbers it for each plugin) and
+// tests/plugin checks every row of both plugins against the TTL through the lilv host, together
+// with the scale points of `quality` (engine/quality_modes.h) and `status` (kStatusLabels).
+// A new port is appended here and in ttl/ports.ttl, never inserted.
 #include <array>
 #include <cstdint>
 #include <string_view>
@@ -25,7 +28,7 @@ struct PortInfo {
 };
 
 // Every per-stem control exists once per stem in kStemNames order: vocals, drums, bass, other.
-inline constexpr std::array<PortInfo, 50> kPorts = {{
+inline constexpr std::array<PortInfo, 51> kPorts = {{
     {"in_l", PortKind::kAudioIn},
     {"in_r", PortKind::kAudioIn},
     {"out_l", PortKind::kAudioOut},
@@ -52,7 +55,7 @@ inline constexpr std::array<PortInfo, 50> kPorts = {{
     {"drums_solo", PortKind::kControlIn, 0, 1, 0, true},
     {"bass_solo", PortKind::kControlIn, 0, 1, 0, true},
     {"other_solo", PortKind::kControlIn, 0, 1, 0, true},
-    {"latency", PortKind::kControlOut, 0, 1000000, 0},
+    {"latency", PortKind::kControlOut, 0, 1048576, 0},
     {"control", PortKind::kAtomIn},
     {"notify", PortKind::kAtomOut},
     {"binaural", PortKind::kControlIn, 0, 1, 1, true},
@@ -77,6 +80,8 @@ inline constexpr std::array<PortInfo, 50> kPorts = {{
     {"head_roll", PortKind::kControlIn, -180, 180, 0},
     // Licence state of the running mode: kStatusChecking, or a client::LicenceState value.
     {"status", PortKind::kControlOut, -1, 5, -1},
+    // "Report Studio latency in Live modes": Live modes are padded to the Studio latency.
+    {"studio_latency", PortKind::kControlIn, 0, 1, 0, true},
 }};
 inline constexpr uint32_t kPortCount = static_cast<uint32_t>(kPorts.size());
 
@@ -109,12 +114,39 @@ inline constexpr uint32_t kYaw = port_index("head_yaw");
 inline constexpr uint32_t kPitch = port_index("head_pitch");
 inline constexpr uint32_t kRoll = port_index("head_roll");
 inline constexpr uint32_t kStatus = port_index("status");
+inline constexpr uint32_t kStudioLatency = port_index("studio_latency");
 
 // `status` before the metering thread has its first answer (not a client::LicenceState).
 inline constexpr float kStatusChecking = -1.0f;
 // The `status` scale points, value = index - 1 (kStatusChecking, then client::LicenceState).
 inline constexpr std::array<std::string_view, 7> kStatusLabels = {
     "Checking", "Signed out", "Active", "Low balance", "Offline (grace)", "Exhausted", "Free mode"};
+
+// The two plugins of the bundle (lv2_descriptor index = value).
+enum class Layout : uint8_t { kStereo = 0, kStems = 1 };
+
+// The rows only Stemsphere Stems has: the four stem output pairs after the main pair.
+constexpr bool is_stem_output(uint32_t row) {
+    return kPorts[row].kind == PortKind::kAudioOut && row >= kOutFirst + 2;
+}
+inline constexpr uint32_t kStereoPortCount = kPortCount - 2 * static_cast<uint32_t>(kStemCount);
+
+// Row of each port of the stereo plugin, by its port index.
+inline constexpr std::array<uint32_t, kStereoPortCount> kStereoRows = [] {
+    std::array<uint32_t, kStereoPortCount> rows{};
+    uint32_t n = 0;
+    for (uint32_t row = 0; row < kPortCount; ++row) {
+        if (!is_stem_output(row)) rows[n++] = row;
+    }
+    return rows;
+}();
+static_assert(kStereoRows[kStereoPortCount - 1] == kPortCount - 1);
+
+// The table row of `layout`'s port `index`, or kPortCount when it has no such port.
+constexpr uint32_t port_row(Layout layout, uint32_t index) {
+    if (layout == Layout::kStems) return index < kPortCount ? index : kPortCount;
+    return index < kStereoPortCount ? kStereoRows[index] : kPortCount;
+}
 
 // Each per-stem group holds kStemCount ports named <stem>_<suffix> in kStemNames order.
 consteval bool stem_group_is_ordered(uint32_t first, std::string_view suffix, uint32_t stride = 1) {

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "engine/binaural/hrtf_set.h"
+#include "engine/delay_line.h"
 #include "engine/processor.h"
 #include "plugin/metering.h"
 #include "plugin/ports.h"
@@ -38,7 +39,10 @@ using stemsphere::kOutputChannels;
 using stemsphere::kStemCount;
 using namespace stemsphere::plugin;  // the port table
 
-constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+// Two plugins, one binary: Stemsphere (stereo out) and Stemsphere Stems (main pair + 4 stem
+// pairs, the original URI). Indexed by Layout; they differ only in which ports they have.
+constexpr std::array<const char*, 2> kUris = {"https://stemsphere.dev/plugins/stemsphere-stereo",
+                                              "https://stemsphere.dev/plugins/stemsphere"};
 constexpr const char* kHrtfFileUri = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";
 // Debian's libmysofa1 ships the MIT KEMAR set here.
 constexpr const char* kDefaultHrtf = "/usr/share/libmysofa/default.sofa";
@@ -151,10 +155,11 @@ uint32_t sounding_frames(const float* l, const float* r, uint32_t n) {
 }
 
 struct Stemsphere {
-    Stemsphere(const LV2_URID_Map* m, double sample_rate)
-        : rate(sample_rate), uris(m), usage(sample_rate) {}
+    Stemsphere(const LV2_URID_Map* m, double sample_rate, Layout ports_layout)
+        : rate(sample_rate), layout(ports_layout), uris(m), usage(sample_rate) {}
 
     double rate = 48000.0;
+    Layout layout;           // which of the two plugins: the ports it has (plugin/ports.h)
     std::string models_dir;  // <bundle>/models: the neural modes' weights
     Uris uris;
     LV2_Atom_Forge forge{};
@@ -171,8 +176,13 @@ struct Stemsphere {
     std::unique_ptr<HrtfSet> hrtf;  // the set the processor uses (owned here)
     char hrtf_path[kMaxPath] = {};  // its file; "" when none
     bool notify_path = false;       // announce hrtf_path on the notify port at the next run()
+    // "Report Studio latency in Live modes": the Studio latency at this rate (0 when unknown:
+    // the option then does nothing) and the delay that pads a Live mode's output up to it.
+    size_t studio_latency = 0;
+    std::unique_ptr<stemsphere::DelayLine> pad;
 
-    // Port buffers by index (plugin/ports.h); null until the host connects them.
+    // Port buffers by table row (plugin/ports.h); null until the host connects them, and always
+    // for the rows this plugin does not have (the stereo plugin's stem outputs: not written).
     std::array<void*, kPortCount> port{};
 
     template <typename T>
@@ -202,6 +212,20 @@ struct Stemsphere {
         c.head_pitch_deg = control(kPitch);
         c.head_roll_deg = control(kRoll);
         return c;
+    }
+
+    // Frames the running mode's output is delayed by: with the option on, a Live mode (no
+    // look-ahead) is padded to the Studio latency; Studio already has it and Render keeps its
+    // own, longer one. Padding and reported latency change together, so the host's delay
+    // compensation stays exact.
+    size_t padding() const {
+        const size_t own = processor->latency();
+        if (!toggle(kStudioLatency) ||
+            stemsphere::quality_mode_info(active_mode).max_lookahead_s > 0.0 ||
+            studio_latency <= own) {
+            return 0;
+        }
+        return std::min(studio_latency - own, pad->max_delay());
     }
 
     stemsphere::QualityMode read_mode() const {
@@ -277,8 +301,12 @@ struct Stemsphere {
     }
 };
 
-LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_path,
+LV2_Handle instantiate(const LV2_Descriptor* descriptor, double rate, const char* bundle_path,
                        const LV2_Feature* const* features) {
+    const Layout layout =
+        std::strcmp(descriptor->URI, kUris[static_cast<size_t>(Layout::kStems)]) == 0
+            ? Layout::kStems
+            : Layout::kStereo;
     const auto* map = find_feature<LV2_URID_Map>(features, LV2_URID__map);
     const auto* log = find_feature<LV2_Log_Log>(features, LV2_LOG__log);
     const auto* schedule = find_feature<LV2_Worker_Schedule>(features, LV2_WORKER__schedule);
@@ -294,7 +322,7 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
         return nullptr;
     }
     try {
-        auto self = std::make_unique<Stemsphere>(map, rate);
+        auto self = std::make_unique<Stemsphere>(map, rate, layout);
         self->logger = logger;
         self->schedule = schedule;
         self->models_dir = std::string(bundle_path != nullptr ? bundle_path : ".") + "/models";
@@ -306,6 +334,20 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
         if (auto set = self->load_hrtf(kDefaultHrtf)) {
             delete self->install(std::move(set), kDefaultHrtf);
         }
+        // Read from the Studio model's header (not run): what the Live modes pad up to.
+        std::string error;
+        if (auto studio = stemsphere::Processor::mode_latency(
+                rate, stemsphere::QualityMode::kStudio, self->models_dir, &error)) {
+            self->studio_latency = *studio;
+        } else {
+            lv2_log_warning(&self->logger,
+                            "Stemsphere: Studio latency unknown, \"Report Studio latency in Live "
+                            "modes\" does nothing: %s\n",
+                            error.c_str());
+        }
+        const size_t live = self->processor->latency();
+        self->pad = std::make_unique<stemsphere::DelayLine>(
+            kOutputChannels, self->studio_latency > live ? self->studio_latency - live : 0);
         lv2_log_note(&self->logger, "Stemsphere: %.0f Hz, STFT %zu/%zu, latency %zu frames\n", rate,
                      self->processor->format().fft_size, self->processor->format().hop,
                      self->processor->latency());
@@ -321,7 +363,8 @@ LV2_Handle instantiate(const LV2_Descriptor*, double rate, const char* bundle_pa
 
 void connect_port(LV2_Handle handle, uint32_t port, void* data) {
     auto* self = static_cast<Stemsphere*>(handle);
-    if (port < kPortCount) self->port[port] = data;
+    const uint32_t row = port_row(self->layout, port);
+    if (row < kPortCount) self->port[row] = data;
 }
 
 void activate(LV2_Handle handle) {
@@ -338,6 +381,7 @@ void activate(LV2_Handle handle) {
     self->processor->set_controls(self->read_controls());
     self->processor->set_dsp_fallback(self->needs_fallback(self->active_mode));
     self->processor->reset();
+    self->pad->set_delay(self->padding());
     self->notify_path = true;
 }
 
@@ -392,8 +436,10 @@ void write_notifications(Stemsphere* self) {
 
 void run(LV2_Handle handle, uint32_t n) {
     auto* self = static_cast<Stemsphere*>(handle);
+    const size_t padding = self->padding();
+    if (padding != self->pad->delay()) self->pad->set_delay(padding);  // starts from silence
     if (float* latency = self->port_as<float>(kLatency)) {
-        *latency = static_cast<float>(self->processor->latency());
+        *latency = static_cast<float>(self->processor->latency() + padding);
     }
     if (const auto* control = self->port_as<const LV2_Atom_Sequence>(kControl)) {
         LV2_ATOM_SEQUENCE_FOREACH(control, ev) {
@@ -431,6 +477,7 @@ void run(LV2_Handle handle, uint32_t n) {
     // Counted before process(): hosts may process in place.
     const uint32_t metered_frames = metered && licensed ? sounding_frames(in_l, in_r, n) : 0;
     self->processor->process(in_l, in_r, out, n);
+    self->pad->process(out, n);
     if (metered_frames > 0) self->usage.add_frames(metered_frames);
 }
 
@@ -573,11 +620,13 @@ const void* extension_data(const char* uri) {
     return nullptr;
 }
 
-const LV2_Descriptor kDescriptor = {kUri, instantiate, connect_port, activate,
-                                    run,  nullptr,     cleanup,      extension_data};
+const std::array<LV2_Descriptor, 2> kDescriptors = {{
+    {kUris[0], instantiate, connect_port, activate, run, nullptr, cleanup, extension_data},
+    {kUris[1], instantiate, connect_port, activate, run, nullptr, cleanup, extension_data},
+}};
 
 }  // namespace
 
 extern "C" LV2_SYMBOL_EXPORT const LV2_Descriptor* lv2_descriptor(uint32_t index) {
-    return index == 0 ? &kDescriptor : nullptr;
+    return index < kDescriptors.size() ? &kDescriptors[index] : nullptr;
 }

@@ -324,7 +324,7 @@ TEST_F(RenderCli, PresetAndControlsChangeTheRender) {
     write_audio(path("in.wav"), input, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
     const auto list = run_render("--list");
     ASSERT_EQ(list.status, 0) << list.output;
-    // The last preset listed (fixture: "Quiet", Stemsphere: "Vocals only") changes the mix.
+    // The last preset listed (fixture: "Quiet", Stemsphere: a level or stage one) changes the mix.
     const size_t label_at = list.output.rfind("\n  ", list.output.size() - 2) + 3;
     ASSERT_NE(list.output.find("presets:\n  "), std::string::npos) << list.output;
     const std::string label = list.output.substr(label_at, list.output.size() - 1 - label_at);

@@ -22,15 +22,17 @@ namespace {
 using stemsphere::host::HostOptions;
 using stemsphere::host::PluginHost;
 
+// Stemsphere Stems (the original URI: main pair + 4 stem pairs) and Stemsphere (stereo out).
 constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+constexpr const char* kStereoUri = "https://stemsphere.dev/plugins/stemsphere-stereo";
 constexpr uint32_t kMaxBlock = 4096;
 const auto& kStems = stemsphere::kStemNames;  // the engine's stem order, also the ports'.
 
-std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}) {
+std::unique_ptr<PluginHost> make_host(double rate, HostOptions opts = {}, const char* uri = kUri) {
     opts.sample_rate = rate;
     opts.max_block = kMaxBlock;
     std::string error;
-    auto host = PluginHost::create(STEMSPHERE_SCRIPTED_BUNDLE_DIR, kUri, opts, &error);
+    auto host = PluginHost::create(STEMSPHERE_SCRIPTED_BUNDLE_DIR, uri, opts, &error);
     EXPECT_NE(host, nullptr) << error;
     return host;
 }
@@ -238,6 +240,7 @@ TEST(Plugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
         ASSERT_TRUE(
             host->set_control("head_yaw", static_cast<float>((i * 11) % 360 - 180), &error));
         ASSERT_TRUE(host->set_control("binaural", static_cast<float>(i % 11 != 0), &error));
+        ASSERT_TRUE(host->set_control("studio_latency", static_cast<float>(i % 17 < 8), &error));
         // A mode switch now and then, through every mode: the worker builds the new back end,
         // run() only swaps.
         ASSERT_TRUE(host->set_control("quality", static_cast<float>((i / 10) % 4), &error));
@@ -312,21 +315,186 @@ TEST(Plugin, BypassKeepsTheLatencyAndPassesTheInput) {
     EXPECT_LT(peak_error_db(out.out[0], l, lat), -90.0);
 }
 
-TEST(Plugin, KaraokePresetRemovesTheVocalStemFromTheMix) {
-    const double rate = 44100;
+double squared(float v) {
+    return static_cast<double>(v) * static_cast<double>(v);
+}
+
+// Factory presets (presets/presets.ttl), each applied through lilv_state_restore like a DAW
+// does, and checked for what it promises on the output.
+std::unique_ptr<PluginHost> host_with_preset(const std::string& label, double rate) {
     auto host = make_host(rate);
+    if (!host) return host;
     std::string error;
-    const auto labels = host->preset_labels();
-    ASSERT_NE(std::find(labels.begin(), labels.end(), "Karaoke (no vocals)"), labels.end());
-    ASSERT_TRUE(host->apply_preset("Karaoke (no vocals)", &error)) << error;
-    EXPECT_EQ(host->control("vocals_mute"), 1.0f);
-    plain_sum(*host);
-    host->activate();
+    EXPECT_TRUE(host->apply_preset(label, &error)) << error;
+    return host;
+}
+
+// Level presets, binaural off: the main pair equals the sum of the kept stems of an instance
+// without preset (the separation does not depend on levels), so the removed stems are absent
+// from it, sample by sample after the latency.
+TEST(PluginPresets, LevelPresetsKeepOrRemoveTheirStems) {
+    const double rate = 44100;
+    struct Case {
+        const char* label;
+        std::vector<int> kept;  // stem indices (kStems) that stay in the main pair
+    };
+    const Case cases[] = {{"Karaoke", {1, 2, 3}},
+                          {"A cappella", {0}},
+                          {"Drum practice", {0, 2, 3}},
+                          {"Bass practice", {0, 1, 3}},
+                          {"Drums only", {1}}};
     auto l = test_music(30000, rate, 8, 0.5);
-    Render out = play(*host, l, l, 256);
-    const auto lat = static_cast<size_t>(host->latency());
+    auto r = test_music(30000, rate, 18, 0.2);
+    auto reference = make_host(rate);
+    plain_sum(*reference);
+    reference->activate();
+    const Render ref = play(*reference, l, r, 256);
+    for (const auto& c : cases) {
+        auto host = host_with_preset(c.label, rate);
+        ASSERT_TRUE(host);
+        plain_sum(*host);
+        host->activate();
+        Render out = play(*host, l, r, 256);
+        // Past the 10 ms level smoothing from the default levels a fresh instance starts with.
+        const auto from = static_cast<size_t>(host->latency()) + 8192;
+        double removed_energy = 0.0;
+        for (size_t ch = 0; ch < 2; ++ch) {
+            for (size_t i = from; i < l.size(); ++i) {
+                float kept = 0.0f, dropped = 0.0f;
+                for (int s = 0; s < 4; ++s) {
+                    const float v = ref.out[2 + 2 * static_cast<size_t>(s) + ch][i];
+                    const bool keeps = std::find(c.kept.begin(), c.kept.end(), s) != c.kept.end();
+                    (keeps ? kept : dropped) += v;
+                }
+                removed_energy += squared(dropped);
+                ASSERT_NEAR(out.out[ch][i], kept, 1e-5f) << c.label << " ch " << ch << " " << i;
+            }
+        }
+        EXPECT_GT(removed_energy, 1.0) << c.label << ": the removed stems carried no signal";
+    }
+}
+
+// Where one soloed stem is heard in the binaural main pair after the latency: the level
+// difference left minus right (dB), the lag of the right ear behind the left (frames; positive
+// when the source is on the left: the near ear hears it first, as low notes show too, whose level
+// differences are small), and the left channel's level (dB).
+struct Heard {
+    double ild_db = 0.0;
+    int itd_frames = 0;
+    double left_db = 0.0;
+};
+
+Heard heard(PluginHost& host, const char* stem, double rate) {
+    std::string error;
+    EXPECT_TRUE(host.set_control(std::string(stem) + "_solo", 1.0f, &error)) << error;
+    host.activate();
+    auto l = test_music(40000, rate, 21, 0.5);
+    Render out = play(host, l, l, 512);
+    const auto lat = static_cast<size_t>(host.latency()) + 2048;  // past the fade-in
+    const auto& L = out.out[0];
+    const auto& R = out.out[1];
+    double e[2] = {1e-30, 1e-30};
     for (size_t i = lat; i < l.size(); ++i) {
-        ASSERT_NEAR(out.out[0][i], l[i - lat] - out.out[2][i], 1e-5f) << i;
+        e[0] += squared(L[i]);
+        e[1] += squared(R[i]);
+    }
+    Heard h;
+    h.ild_db = 10.0 * std::log10(e[0] / e[1]);
+    h.left_db = 10.0 * std::log10(e[0]);
+    const int max_lag = static_cast<int>(0.0012 * rate);
+    double best = -1e300;
+    for (int k = -max_lag; k <= max_lag; ++k) {
+        double c = 0.0;
+        for (size_t i = lat + static_cast<size_t>(max_lag);
+             i + static_cast<size_t>(max_lag) < l.size(); ++i) {
+            c += static_cast<double>(L[i]) *
+                 static_cast<double>(R[static_cast<size_t>(static_cast<long>(i) + k)]);
+        }
+        if (c > best) {
+            best = c;
+            h.itd_frames = k;
+        }
+    }
+    return h;
+}
+
+Heard heard_with_preset(const std::string& preset, const char* stem, double rate) {
+    auto host = host_with_preset(preset, rate);
+    return heard(*host, stem, rate);
+}
+
+// Stage presets switch the binaural mix on and move the stems: what a listener hears is where
+// the preset says.
+TEST(PluginPresets, StagePresetsPlaceTheStems) {
+    const double rate = 44100;
+    for (const char* label : {"Wide stage", "Front row", "Headphone check"}) {
+        auto host = host_with_preset(label, rate);
+        ASSERT_TRUE(host);
+        EXPECT_EQ(host->control("binaural"), 1.0f) << label;
+    }
+    const int itd_min = static_cast<int>(0.0002 * rate);  // 0.2 ms: clearly off-centre
+    for (const char* label : {"Wide stage", "Headphone check"}) {
+        auto host = host_with_preset(label, rate);
+        float lo = 1e9f, hi = -1e9f;
+        for (const char* s : kStems) {
+            const float az = host->control(std::string(s) + "_azimuth");
+            lo = std::min(lo, az);
+            hi = std::max(hi, az);
+        }
+        EXPECT_GE(hi - lo, 90.0f) << label << ": azimuths not spread";
+        const Heard drums = heard_with_preset(label, "drums", rate);
+        const Heard bass = heard_with_preset(label, "bass", rate);
+        EXPECT_GT(drums.ild_db, 3.0) << label << ": drums should be left";
+        EXPECT_GE(drums.itd_frames, itd_min) << label << ": drums should be left";
+        EXPECT_LE(bass.itd_frames, -itd_min) << label << ": bass should be right";
+        EXPECT_LT(bass.ild_db, 0.0) << label << ": bass should be right";
+    }
+    {
+        // Front row: the singer at half a metre is louder than at the default metre (1/r law),
+        // and centred.
+        const Heard front = heard_with_preset("Front row", "vocals", rate);
+        auto plain = make_host(rate);
+        const Heard normal = heard(*plain, "vocals", rate);
+        EXPECT_GT(front.left_db - normal.left_db, 4.0) << "Front row: vocals not closer";
+        EXPECT_LT(std::abs(front.ild_db), 1.5) << "Front row: vocals not centred";
+        EXPECT_EQ(front.itd_frames, 0) << "Front row: vocals not centred";
+    }
+}
+
+// A level preset leaves the stage alone and a stage preset the levels: they combine.
+TEST(PluginPresets, LevelAndStagePresetsCombine) {
+    auto host = make_host(48000);
+    std::string error;
+    ASSERT_TRUE(host->apply_preset("Karaoke", &error)) << error;
+    ASSERT_TRUE(host->apply_preset("Wide stage", &error)) << error;
+    EXPECT_EQ(host->control("vocals_mute"), 1.0f);
+    EXPECT_EQ(host->control("drums_azimuth"), 60.0f);
+    ASSERT_TRUE(host->apply_preset("Drum practice", &error)) << error;
+    EXPECT_EQ(host->control("vocals_mute"), 0.0f);
+    EXPECT_EQ(host->control("drums_mute"), 1.0f);
+    EXPECT_EQ(host->control("drums_azimuth"), 60.0f);
+    const auto labels = host->preset_labels();
+    EXPECT_GE(labels.size(), 8u);
+}
+
+// Every mode's latency, even Render at 192 kHz, lies inside the latency port's declared range
+// (hosts that trust the range would otherwise clip it).
+TEST(Plugin, LatencyOfEveryModeFitsTheDeclaredRange) {
+    auto probe = make_host(192000);
+    ASSERT_TRUE(probe);
+    const auto info = probe->control_info("latency");
+    ASSERT_TRUE(info.has_value());
+    for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+        auto host = make_host(192000);
+        std::string error;
+        ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+        host->activate();
+        std::vector<float> silence(4096, 0.0f);
+        play(*host, silence, silence, 4096);
+        const float latency = host->latency();
+        EXPECT_GT(latency, 0.0f);
+        EXPECT_LE(latency, info->maximum) << "mode " << mode;
+        EXPECT_EQ(static_cast<float>(static_cast<uint32_t>(latency)), latency);
     }
 }
 
@@ -437,6 +605,262 @@ TEST(PluginQuality, SwitchingModeWhilePlayingReportsTheNewLatency) {
         if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
     }
     EXPECT_EQ(peak, 100 + static_cast<size_t>(studio));
+}
+
+// --- Stemsphere (stereo out): the same plugin as Stemsphere Stems without the stem outputs.
+
+double rms(const std::vector<float>& x, size_t from);
+
+std::unique_ptr<PluginHost> make_stereo_host(double rate, HostOptions opts = {}) {
+    return make_host(rate, opts, kStereoUri);
+}
+
+TEST(StereoPlugin, HasTwoOutputsAndEveryControlOfTheStemsPlugin) {
+    auto stereo = make_stereo_host(48000);
+    auto stems = make_host(48000);
+    ASSERT_TRUE(stereo && stems);
+    EXPECT_TRUE(stereo->verify());
+    EXPECT_EQ(stereo->required_features(), stems->required_features());
+    EXPECT_EQ(stereo->audio_input_symbols(), (std::vector<std::string>{"in_l", "in_r"}));
+    EXPECT_EQ(stereo->audio_output_symbols(), (std::vector<std::string>{"out_l", "out_r"}));
+    EXPECT_EQ(stereo->control_input_symbols(), stems->control_input_symbols());
+    EXPECT_EQ(stereo->control_output_symbols(), stems->control_output_symbols());
+    EXPECT_TRUE(stereo->latency_port_index().has_value());
+    EXPECT_EQ(stereo->preset_labels(), stems->preset_labels());
+    EXPECT_GE(stereo->preset_labels().size(), 8u);
+}
+
+// Same code, same controls: the stereo plugin's output is the Stems plugin's main pair, bit for
+// bit (binaural on, controls moved), so everything tested on the Stems plugin's main pair holds
+// for it. Live (DSP): the metered modes cross-fade from DSP until the metering thread's first
+// answer, whose timing differs from instance to instance (the other StereoPlugin tests cover
+// every mode).
+TEST(StereoPlugin, OutputIsTheStemsPluginsMainPair) {
+    const double rate = 44100;
+    auto l = test_music(2 * 44100, rate, 31, 0.7);
+    auto r = test_music(2 * 44100, rate, 32, 0.3);
+    auto stereo = make_stereo_host(rate);
+    auto stems = make_host(rate);
+    std::string error;
+    for (PluginHost* h : {stereo.get(), stems.get()}) {
+        ASSERT_TRUE(h->set_control("drums_azimuth", 70.0f, &error)) << error;
+        ASSERT_TRUE(h->set_control("bass_gain", -4.0f, &error)) << error;
+        ASSERT_TRUE(h->set_control("vocals_distance", 3.0f, &error)) << error;
+        h->activate();
+    }
+    const Render a = play(*stereo, l, r, 333);
+    const Render b = play(*stems, l, r, 333);
+    EXPECT_EQ(stereo->latency(), stems->latency());
+    EXPECT_EQ(a.out[0], b.out[0]);
+    EXPECT_EQ(a.out[1], b.out[1]);
+    EXPECT_GT(rms(a.out[0], 4410), 0.01);
+}
+
+// Latency exact: an impulse comes out exactly `latency` frames later, every mode, odd blocks.
+TEST(StereoPlugin, ReportedLatencyIsTheMeasuredImpulseDelay) {
+    const double rate = 48000;
+    for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+        for (uint32_t block : {1u, 63u, 1000u, kMaxBlock}) {
+            if (block == 1 && mode == 3.0f) continue;  // Render at 1-frame blocks: minutes
+            auto host = make_stereo_host(rate);
+            plain_sum(*host);
+            std::string error;
+            ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+            host->activate();
+            const size_t frames = (mode == 3.0f ? 5 : 3) * static_cast<size_t>(rate) / 2;
+            std::vector<float> l(frames, 0.0f);
+            const size_t at = block;
+            l[at] = 1.0f;
+            Render out = play(*host, l, l, block);
+            size_t peak = 0;
+            for (size_t i = 0; i < frames; ++i) {
+                if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
+            }
+            EXPECT_EQ(peak - at, static_cast<size_t>(host->latency()))
+                << "mode " << mode << " block " << block;
+            EXPECT_NEAR(out.out[1][peak], 1.0f, 1e-4f);
+        }
+    }
+}
+
+// Mixture consistency: with the plain sum, the stereo output is the input delayed by the
+// latency, in every mode (the stems it drops still add up to the input inside).
+TEST(StereoPlugin, PlainSumIsTheDelayedInputInEveryMode) {
+    const double rate = 44100;
+    auto l = test_music(3 * 44100, rate, 33, 0.9);
+    auto r = test_music(3 * 44100, rate, 34, 0.2);
+    for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+        auto host = make_stereo_host(rate);
+        plain_sum(*host);
+        std::string error;
+        ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+        host->activate();
+        Render out = play(*host, l, r, 512);
+        const auto lat = static_cast<size_t>(host->latency());
+        ASSERT_LT(lat + 44100, l.size()) << "mode " << mode;
+        EXPECT_LT(peak_error_db(out.out[0], l, lat), -90.0) << "mode " << mode;
+        EXPECT_LT(peak_error_db(out.out[1], r, lat), -90.0) << "mode " << mode;
+    }
+}
+
+TEST(StereoPlugin, RunNeverTouchesTheHeapEvenWhileControlsMove) {
+    auto host = make_stereo_host(48000);
+    host->activate();
+    auto l = test_music(48000, 48000, 35, 0.3);
+    stemsphere::test::HeapCounter counter;
+    std::vector<std::vector<float>> bufs(host->audio_output_count(), std::vector<float>(kMaxBlock));
+    std::vector<float*> outs;
+    for (auto& b : bufs) outs.push_back(b.data());
+    const uint32_t blocks[] = {1, 17, 63, 64, 256, 1000, kMaxBlock};
+    std::string error;
+    size_t pos = 0;
+    for (int i = 0; pos + kMaxBlock < l.size(); ++i) {
+        ASSERT_TRUE(host->set_control(std::string(kStems[i % 4]) + "_gain",
+                                      static_cast<float>(-(i % 13)), &error));
+        ASSERT_TRUE(host->set_control(std::string(kStems[(i + 1) % 4]) + "_solo",
+                                      static_cast<float>(i % 3 == 0), &error));
+        ASSERT_TRUE(host->set_control(std::string(kStems[i % 4]) + "_azimuth",
+                                      static_cast<float>((i * 37) % 360 - 180), &error));
+        ASSERT_TRUE(host->set_control("binaural", static_cast<float>(i % 11 != 0), &error));
+        ASSERT_TRUE(host->set_control("quality", static_cast<float>((i / 10) % 4), &error));
+        const float* in[2] = {l.data() + pos, l.data() + pos};
+        host->run(in, outs.data(), blocks[i % 7]);
+        pos += blocks[i % 7];
+    }
+    EXPECT_EQ(counter.calls_in_run(), 0u);
+    EXPECT_GT(counter.runs(), 0u);
+}
+
+// Shared presets and state: the factory presets apply to the stereo plugin too (same symbols),
+// and its saved state (controls by symbol) restores into a fresh instance that sounds the same.
+// (lilv, like hosts, restores a state only into the plugin URI that saved it.)
+TEST(StereoPlugin, PresetsAndStateWorkLikeTheStemsPlugins) {
+    const double rate = 48000;
+    auto stereo = make_stereo_host(rate);
+    std::string error;
+    ASSERT_TRUE(stereo->apply_preset("Karaoke", &error)) << error;
+    ASSERT_TRUE(stereo->apply_preset("Wide stage", &error)) << error;
+    EXPECT_EQ(stereo->control("vocals_mute"), 1.0f);
+    EXPECT_EQ(stereo->control("drums_azimuth"), 60.0f);
+    ASSERT_TRUE(stereo->set_control("other_gain", -6.0f, &error)) << error;
+    auto restored = make_stereo_host(rate);
+    ASSERT_TRUE(restored->restore_state_string(stereo->save_state_string(), &error)) << error;
+    EXPECT_EQ(restored->control("vocals_mute"), 1.0f);
+    EXPECT_EQ(restored->control("drums_azimuth"), 60.0f);
+    EXPECT_EQ(restored->control("other_gain"), -6.0f);
+    // The same preset on the Stems plugin gives its main pair the same sound.
+    auto stems = make_host(rate);
+    ASSERT_TRUE(stems->apply_preset("Karaoke", &error)) << error;
+    ASSERT_TRUE(stems->apply_preset("Wide stage", &error)) << error;
+    ASSERT_TRUE(stems->set_control("other_gain", -6.0f, &error)) << error;
+    restored->activate();
+    stems->activate();
+    auto l = test_music(12000, rate, 36, 0.5);
+    const Render a = play(*restored, l, l, 256);
+    const Render b = play(*stems, l, l, 256);
+    EXPECT_EQ(a.out[0], b.out[0]);
+    EXPECT_EQ(a.out[1], b.out[1]);
+}
+
+// --- "Report Studio latency in Live modes" (studio_latency): Live modes pad their output.
+
+// The frames an impulse at the start of the second block comes out after, and the latency the
+// plugin reported meanwhile (both plugins, any mode, option on or off).
+struct Lag {
+    size_t measured = 0;
+    float reported = 0.0f;
+};
+Lag impulse_lag(const char* uri, float mode, bool studio_latency, uint32_t block, double rate) {
+    auto host = make_host(rate, {}, uri);
+    plain_sum(*host);
+    std::string error;
+    EXPECT_TRUE(host->set_control("quality", mode, &error)) << error;
+    EXPECT_TRUE(host->set_control("studio_latency", studio_latency ? 1.0f : 0.0f, &error));
+    host->activate();
+    const size_t frames = (mode == 3.0f ? 5 : 3) * static_cast<size_t>(rate) / 2;
+    std::vector<float> l(frames, 0.0f);
+    l[block] = 1.0f;
+    Render out = play(*host, l, l, block);
+    size_t peak = 0;
+    for (size_t i = 0; i < frames; ++i) {
+        if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
+    }
+    EXPECT_NEAR(out.out[1][peak], 1.0f, 1e-4f);
+    return {peak - block, host->latency()};
+}
+
+// With the option on, Live (DSP), Live (neural) and Studio all report the Studio latency and an
+// impulse comes out exactly that late; Render keeps its own. Off: every mode its own.
+TEST(PluginLatencyOption, LiveModesReportAndApplyTheStudioLatency) {
+    const double rate = 44100;
+    const float studio = impulse_lag(kUri, 2.0f, false, 256, rate).reported;
+    const float render = impulse_lag(kUri, 3.0f, false, 256, rate).reported;
+    const float live = impulse_lag(kUri, 0.0f, false, 256, rate).reported;
+    ASSERT_GT(studio, live);
+    ASSERT_GT(render, studio);
+    for (const char* uri : {kUri, kStereoUri}) {
+        for (float mode : {0.0f, 1.0f, 2.0f, 3.0f}) {
+            for (uint32_t block : {63u, 256u, 1000u}) {
+                const Lag on = impulse_lag(uri, mode, true, block, rate);
+                EXPECT_EQ(on.measured, static_cast<size_t>(on.reported))
+                    << uri << " mode " << mode << " block " << block;
+                EXPECT_EQ(on.reported, mode == 3.0f ? render : studio)
+                    << uri << " mode " << mode << " block " << block;
+                if (block != 256) continue;
+                const Lag off = impulse_lag(uri, mode, false, block, rate);
+                EXPECT_EQ(off.measured, static_cast<size_t>(off.reported)) << uri << mode;
+                EXPECT_EQ(off.reported, mode == 3.0f ? render : (mode == 2.0f ? studio : live))
+                    << uri << " mode " << mode;
+            }
+        }
+    }
+}
+
+// The point of the option: switching Live (DSP) -> Live (neural) -> Studio -> Live (DSP) while
+// playing (threaded worker, like jalv) never changes the reported latency, and after each switch
+// the output is still exactly that late.
+TEST(PluginLatencyOption, ModeSwitchesWhilePlayingNeverMoveTheLatency) {
+    const double rate = 48000;
+    HostOptions opts;
+    opts.threaded_worker = true;
+    auto host = make_stereo_host(rate, opts);
+    plain_sum(*host);
+    std::string error;
+    ASSERT_TRUE(host->set_control("studio_latency", 1.0f, &error)) << error;
+    host->activate();
+    auto silence = std::vector<float>(4096, 0.0f);
+    play(*host, silence, silence, 256);
+    const float fixed = host->latency();
+    for (float mode : {1.0f, 2.0f, 0.0f}) {
+        ASSERT_TRUE(host->set_control("quality", mode, &error)) << error;
+        for (int i = 0; i < 3; ++i) {
+            play(*host, silence, silence, 256);
+            EXPECT_EQ(host->latency(), fixed) << "mode " << mode;
+            host->wait_for_worker();
+        }
+        std::vector<float> l(static_cast<size_t>(fixed) + 8192, 0.0f);
+        l[100] = 1.0f;
+        Render out = play(*host, l, l, 256);
+        EXPECT_EQ(host->latency(), fixed) << "mode " << mode;
+        size_t peak = 0;
+        for (size_t i = 0; i < l.size(); ++i) {
+            if (std::abs(out.out[0][i]) > std::abs(out.out[0][peak])) peak = i;
+        }
+        EXPECT_EQ(peak, 100 + static_cast<size_t>(fixed)) << "mode " << mode;
+    }
+}
+
+// Off by default, a plain toggle (hosts must not automate it: it moves the latency).
+TEST(PluginLatencyOption, IsAToggleThatDefaultsToOff) {
+    for (const char* uri : {kUri, kStereoUri}) {
+        auto host = make_host(48000, {}, uri);
+        const auto info = host->control_info("studio_latency");
+        ASSERT_TRUE(info.has_value()) << uri;
+        EXPECT_TRUE(info->is_input);
+        EXPECT_TRUE(info->toggled);
+        EXPECT_EQ(info->default_value, 0.0f);
+        EXPECT_EQ(info->name, "Report Studio latency in Live modes");
+    }
 }
 
 constexpr const char* kHrtfFile = "https://stemsphere.dev/plugins/stemsphere#hrtf_file";

@@ -22,11 +22,16 @@ using stemsphere::plugin::kPortCount;
 using stemsphere::plugin::kPorts;
 using stemsphere::plugin::PortKind;
 
-constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+using stemsphere::plugin::Layout;
+using stemsphere::plugin::port_row;
 
-std::unique_ptr<PluginHost> make_host() {
+// Stemsphere Stems (the original URI) and Stemsphere (stereo out), by Layout.
+constexpr const char* kUri = "https://stemsphere.dev/plugins/stemsphere";
+constexpr const char* kStereoUri = "https://stemsphere.dev/plugins/stemsphere-stereo";
+
+std::unique_ptr<PluginHost> make_host(const char* uri = kUri) {
     std::string error;
-    auto host = PluginHost::create(STEMSPHERE_BUNDLE_DIR, kUri, HostOptions{}, &error);
+    auto host = PluginHost::create(STEMSPHERE_BUNDLE_DIR, uri, HostOptions{}, &error);
     EXPECT_NE(host, nullptr) << error;
     return host;
 }
@@ -35,39 +40,50 @@ bool contains(const std::vector<std::string>& list, std::string_view symbol) {
     return std::find(list.begin(), list.end(), symbol) != list.end();
 }
 
-TEST(PortTable, EveryRowMatchesTheTtl) {
-    auto host = make_host();
-    ASSERT_TRUE(host);
-    const std::vector<std::string> symbols = host->port_symbols();
-    ASSERT_EQ(symbols.size(), kPortCount) << "the TTL and plugin/ports.h list different ports";
-    for (uint32_t i = 0; i < kPortCount; ++i) {
-        const auto& row = kPorts[i];
-        SCOPED_TRACE("port " + std::to_string(i) + " '" + std::string(row.symbol) + "'");
-        EXPECT_EQ(symbols[i], row.symbol);
-        switch (row.kind) {
-            case PortKind::kAudioIn:
-                EXPECT_TRUE(contains(host->audio_input_symbols(), row.symbol));
-                break;
-            case PortKind::kAudioOut:
-                EXPECT_TRUE(contains(host->audio_output_symbols(), row.symbol));
-                break;
-            case PortKind::kAtomIn:
-                EXPECT_TRUE(contains(host->atom_input_symbols(), row.symbol));
-                break;
-            case PortKind::kAtomOut:
-                EXPECT_TRUE(contains(host->atom_output_symbols(), row.symbol));
-                break;
-            case PortKind::kControlIn:
-            case PortKind::kControlOut: {
-                const auto info = host->control_info(std::string(row.symbol));
-                ASSERT_TRUE(info.has_value());
-                EXPECT_EQ(info->index, i);
-                EXPECT_EQ(info->is_input, row.kind == PortKind::kControlIn);
-                EXPECT_EQ(info->minimum, row.minimum);
-                EXPECT_EQ(info->maximum, row.maximum);
-                EXPECT_EQ(info->default_value, row.default_value);
-                EXPECT_EQ(info->toggled, row.toggled);
-                break;
+// Every port of each plugin is the table row port_row() names for it, and every row is a port.
+TEST(PortTable, EveryRowMatchesTheTtlOfBothPlugins) {
+    for (const auto& [uri, layout] :
+         {std::pair{kUri, Layout::kStems}, std::pair{kStereoUri, Layout::kStereo}}) {
+        SCOPED_TRACE(uri);
+        auto host = make_host(uri);
+        ASSERT_TRUE(host);
+        const std::vector<std::string> symbols = host->port_symbols();
+        const uint32_t expected_count =
+            layout == Layout::kStems ? kPortCount : stemsphere::plugin::kStereoPortCount;
+        ASSERT_EQ(symbols.size(), expected_count)
+            << "the TTL and plugin/ports.h list different ports";
+        EXPECT_EQ(port_row(layout, expected_count), kPortCount) << "one port too many";
+        for (uint32_t i = 0; i < expected_count; ++i) {
+            const uint32_t row_index = port_row(layout, i);
+            ASSERT_LT(row_index, kPortCount);
+            const auto& row = kPorts[row_index];
+            SCOPED_TRACE("port " + std::to_string(i) + " '" + std::string(row.symbol) + "'");
+            EXPECT_EQ(symbols[i], row.symbol);
+            switch (row.kind) {
+                case PortKind::kAudioIn:
+                    EXPECT_TRUE(contains(host->audio_input_symbols(), row.symbol));
+                    break;
+                case PortKind::kAudioOut:
+                    EXPECT_TRUE(contains(host->audio_output_symbols(), row.symbol));
+                    break;
+                case PortKind::kAtomIn:
+                    EXPECT_TRUE(contains(host->atom_input_symbols(), row.symbol));
+                    break;
+                case PortKind::kAtomOut:
+                    EXPECT_TRUE(contains(host->atom_output_symbols(), row.symbol));
+                    break;
+                case PortKind::kControlIn:
+                case PortKind::kControlOut: {
+                    const auto info = host->control_info(std::string(row.symbol));
+                    ASSERT_TRUE(info.has_value());
+                    EXPECT_EQ(info->index, i);
+                    EXPECT_EQ(info->is_input, row.kind == PortKind::kControlIn);
+                    EXPECT_EQ(info->minimum, row.minimum);
+                    EXPECT_EQ(info->maximum, row.maximum);
+                    EXPECT_EQ(info->default_value, row.default_value);
+                    EXPECT_EQ(info->toggled, row.toggled);
+                    break;
+                }
             }
         }
     }

@@ -661,14 +661,16 @@ bool PluginHost::apply_preset(const std::string& label, std::string* error) {
         set_error(error, "preset '" + label + "' could not be loaded");
         return false;
     }
-    const bool ok = restore(state, error);
+    // Found among this plugin's related presets, so it applies here even when its state names
+    // another plugin first (a preset may list several in lv2:appliesTo, as Stemsphere's do).
+    const bool ok = restore(state, error, /*any_plugin=*/true);
     lilv_state_free(state);
     return ok;
 }
 
-bool PluginHost::restore(const LilvState* state, std::string* error) {
+bool PluginHost::restore(const LilvState* state, std::string* error, bool any_plugin) {
     const LilvNode* applies_to = lilv_state_get_plugin_uri(state);
-    if (applies_to == nullptr || uri_ != lilv_node_as_uri(applies_to)) {
+    if (!any_plugin && (applies_to == nullptr || uri_ != lilv_node_as_uri(applies_to))) {
         set_error(error, std::string("state is for plugin <") +
                              (applies_to != nullptr ? lilv_node_as_uri(applies_to) : "?") +
                              ">, not <" + uri_ + ">");

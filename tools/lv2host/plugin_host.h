@@ -195,7 +195,8 @@ class PluginHost {
     void build_features();
     void connect_ports();
     void load_presets();
-    bool restore(const LilvState* state, std::string* error);
+    // any_plugin: skip the check that the state was saved by this plugin's URI (presets).
+    bool restore(const LilvState* state, std::string* error, bool any_plugin = false);
     std::vector<const LV2_Feature*> state_features() const;
     void prepare_atom_ports();
     void read_notifications();
