@@ -89,26 +89,12 @@ std::vector<std::string> quality_mode_model_files(QualityMode mode) {
 }
 
 StemChoice quality_mode_stem_choice(QualityMode mode) {
-    // Chosen on the dev split only (bench/quality/split.json; figures in docs/models.md §7).
-    // Per stem, network (1) or DSP (0): the networks beat the DSP back end on every stem there
-    // (real vocals, real drums alone, real guitar alone, the Frets-on-Fire guitar/rest SDR);
-    // taking bass from DSP cut the guitar sent to bass but lowered the Frets-on-Fire SDR, so
-    // bass stays with the networks too. Doubt: a vocal mask under 0.3 is pushed down (the
-    // instrumentals' leakage is made of such masks), and Studio/Render lean 30 % of the way to
-    // the smaller of network and DSP voice; for Live that cost 0.3 dB on the real vocal clip.
+    static_assert(kStemCount == 4, "the mode table lists one network weight per stem");
+    const QualityModeInfo& info = quality_mode_info(mode);
     StemChoice c;
-    switch (mode) {
-        case QualityMode::kLiveNeural:
-            c.vocal_expand_below = 0.3f;
-            break;
-        case QualityMode::kStudio:
-        case QualityMode::kRender:
-            c.vocal_agreement = 0.3f;
-            c.vocal_expand_below = 0.3f;
-            break;
-        case QualityMode::kLiveDsp:
-            break;
-    }
+    c.network_weight = info.stem_network_weight;
+    c.vocal_agreement = info.vocal_agreement;
+    c.vocal_expand_below = info.vocal_expand_below;
     return c;
 }
 

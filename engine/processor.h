@@ -49,8 +49,8 @@ struct ProcessorControls {
 // latency), then those of the modes it averages in (engine/quality_modes.h). Empty for DSP.
 std::vector<std::string> quality_mode_model_files(QualityMode mode);
 // Per stem, whether a neural mode takes the mask from its networks or from the DSP back end, and
-// how far the vocal mask leans on the DSP's agreement (StemChoiceEstimator). One table for all
-// modes, chosen on the dev split (docs/models.md, "Do no harm").
+// how far the vocal mask leans on the DSP's agreement (StemChoiceEstimator): the mode table's row
+// (engine/quality_modes.h), chosen on the dev split (docs/models.md, "Do no harm").
 StemChoice quality_mode_stem_choice(QualityMode mode);
 
 // Output channel order of process(): main L/R, then each stem L/R in Stem order.

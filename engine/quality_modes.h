@@ -52,6 +52,17 @@ struct QualityModeInfo {
     // the real-music evaluation (bench/quality/split.json, docs/eval.md), with the confidence
     // interval of the paired difference above 0. Until then it plays free (status "Free mode").
     bool sold;
+    // "Do no harm" (engine/neural/stem_choice_estimator.h), chosen on the dev split only
+    // (bench/quality/split.json; figures in docs/models.md §7). Per stem (vocals, drums, bass,
+    // other), the share of the networks' mask, the rest from DSP: the networks beat DSP on every
+    // stem on dev (taking bass from DSP cut the guitar sent to bass but lowered the
+    // Frets-on-Fire SDR). Doubt: a vocal mask under `vocal_expand_below` is pushed down (the
+    // instrumentals' leakage is made of such masks); `vocal_agreement` moves the vocal mask that
+    // far towards the smaller of network and DSP voice (for Live it cost 0.3 dB on the real
+    // vocal clip, so Live has none).
+    std::array<float, 4> stem_network_weight;
+    float vocal_agreement;
+    float vocal_expand_below;
     ModeStatus status;
 };
 
@@ -68,6 +79,9 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      0,
      false,
      false,
+     {1.0f, 1.0f, 1.0f, 1.0f},
+     0.0f,
+     0.0f,
      ModeStatus::kDefault},
     {QualityMode::kLiveNeural,
      "live",
@@ -79,6 +93,9 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      0,
      true,
      false,
+     {1.0f, 1.0f, 1.0f, 1.0f},
+     0.0f,
+     0.3f,
      ModeStatus::kShipped},
     {QualityMode::kStudio,
      "studio",
@@ -90,6 +107,9 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      1,
      true,
      false,
+     {1.0f, 1.0f, 1.0f, 1.0f},
+     0.3f,
+     0.3f,
      ModeStatus::kShipped},
     {QualityMode::kRender,
      "render",
@@ -101,6 +121,9 @@ inline constexpr std::array<QualityModeInfo, 4> kQualityModes = {{
      2,
      true,
      false,
+     {1.0f, 1.0f, 1.0f, 1.0f},
+     0.3f,
+     0.3f,
      ModeStatus::kOffline},
 }};
 inline constexpr uint32_t kQualityModeCount = static_cast<uint32_t>(kQualityModes.size());

@@ -1,8 +1,8 @@
 #pragma once
 // "Do no harm" for the neural modes: per stem, how much of the network ensemble's mask a mode
 // uses and how much of the DSP back end's (the free Live mode), chosen on the dev split of the
-// real-music evaluation (the table is quality_mode_stem_choice(), engine/processor.cpp; the
-// figures that chose it are in docs/models.md). Where the two disagree about the voice, the
+// real-music evaluation (the mode table, engine/quality_modes.h; the figures that chose it are
+// in docs/models.md). Where the two disagree about the voice, the
 // vocal mask takes the smaller of them (agreement), so an instrumental keeps little in
 // "vocals"; the mass it gives up goes to the other stems in proportion to their masks.
 //
