@@ -505,13 +505,14 @@ def compress(x, rng):
     return x * gain[:, None]
 
 
-def reverb(x, rng, wet):
-    t60 = rng.uniform(0.4, 2.2)
+def reverb(x, rng, wet, t60=(0.4, 2.2), bright=False):
+    t60 = rng.uniform(*t60)
     n = int(t60 * RATE)
     t = np.arange(n) / RATE
     ir = rng.standard_normal((n, 2)) * np.exp(-6.9 * t / t60)[:, None]
-    hi = sps.sosfilt(sps.butter(2, 2000, "highpass", fs=RATE, output="sos"), ir, axis=0)
-    ir = ir - hi + hi * np.exp(-6.9 * t / t60)[:, None]
+    if not bright:  # highs die faster than lows in a room
+        hi = sps.sosfilt(sps.butter(2, 2000, "highpass", fs=RATE, output="sos"), ir, axis=0)
+        ir = ir - hi + hi * np.exp(-6.9 * t / t60)[:, None]
     pre = int(rng.uniform(0.005, 0.03) * RATE)
     ir = np.concatenate([np.zeros((pre, 2)), ir])
     ir /= np.sqrt(np.sum(ir ** 2) / 2)

@@ -52,6 +52,7 @@ sys.path.insert(0, HERE)
 
 import drumkit  # noqa: E402  (bench/quality: the SFZ reader and the MuldjordKit mapping)
 import sfz  # noqa: E402
+from generate import pan, reverb  # noqa: E402  (one room reverb and pan law for both generators)
 
 RATE = 44100
 MIRROR = os.environ.get("STEMSPHERE_MIRROR", "/work/.mirror")
@@ -589,26 +590,6 @@ def saturate(x, rng, drive_db=None):
     d = 10 ** ((rng.uniform(0, 12) if drive_db is None else drive_db) / 20)
     peak = np.max(np.abs(x)) + 1e-9
     return np.tanh(x * d / peak) * peak / d if d > 1.0 else x
-
-
-def reverb(x, rng, wet, t60=(0.4, 2.2), bright=False):
-    t60 = rng.uniform(*t60)
-    n = int(t60 * RATE)
-    t = np.arange(n) / RATE
-    ir = rng.standard_normal((n, 2)) * np.exp(-6.9 * t / t60)[:, None]
-    if not bright:  # highs die faster than lows in a room
-        hi = sps.sosfilt(sps.butter(2, 2000, "highpass", fs=RATE, output="sos"), ir, axis=0)
-        ir = ir - hi + hi * np.exp(-6.9 * t / t60)[:, None]
-    pre = int(rng.uniform(0.005, 0.03) * RATE)
-    ir = np.concatenate([np.zeros((pre, 2)), ir])
-    ir /= np.sqrt(np.sum(ir ** 2) / 2)
-    out = np.stack([sps.fftconvolve(x[:, c], ir[:, c])[:len(x)] for c in range(2)], axis=1)
-    return (1 - wet) * x + wet * out
-
-
-def pan(mono, p):
-    a = (p + 1) * np.pi / 4
-    return np.stack([mono * np.cos(a), mono * np.sin(a)], axis=1)
 
 
 def stem_chain(name, x, rng):
